@@ -1,0 +1,25 @@
+# OncoShot: CancerSiamese (one-shot cancer typing) and OncoMark (hallmark activity), end to end.
+#
+#   snakemake --cores 2                               # embedded demo (config/config.yaml)
+#   snakemake --cores 8 --configfile config/full.yaml # full reproduction from the real sources
+#   snakemake --profile profiles/slurm --configfile config/full.yaml
+#
+# See README.md for what every rule writes.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/bulk.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

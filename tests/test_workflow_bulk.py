@@ -1,0 +1,135 @@
+"""Workflow tests: Snakemake on the embedded demo up to the type splits, checked against the
+generator's ground truth; config validation; re-running after a config edit; the full plan."""
+
+from __future__ import annotations
+
+import os
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from workflow_utils import REPO, make_workdir, planned_jobs, snakemake
+
+pytestmark = pytest.mark.workflow
+
+TRUTH = REPO / "resources" / "demo" / "truth"
+SPLIT_TARGETS = ["results/bulk/splits/types.tsv", "results/bulk/splits/samples.tsv"]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    work = make_workdir(tmp_path_factory.mktemp("demo_bulk"))
+    snakemake(work, *SPLIT_TARGETS)
+    return work
+
+
+def test_harmonised_samples_match_truth(demo_run):
+    truth = pd.read_csv(TRUTH / "bulk_samples.tsv", sep="\t")
+    tcga = ad.read_h5ad(demo_run / "results/bulk/harmonised/tcga.h5ad")
+    met = ad.read_h5ad(demo_run / "results/bulk/harmonised/met500.h5ad")
+    want_tcga = set(truth.query("cohort == 'TCGA' and kept")["sample_id"])
+    assert set(tcga.obs_names) == want_tcga  # primaries only (01, and 03 for LAML)
+    want_met = set(truth.query("cohort == 'MET500'")["sample_id"])
+    assert set(met.obs_names) == want_met
+    # units: everything in log2(FPKM+1): no negatives, no versioned ids, no duplicated ids
+    for a in (tcga, met):
+        assert np.nanmin(a.X) >= 0
+        assert not a.var_names.str.contains(r"\.").any()
+        assert a.var_names.is_unique
+        assert "symbol" in a.var
+
+
+def test_filter_keeps_planted_genes(demo_run):
+    genes = pd.read_csv(TRUTH / "bulk_genes.tsv", sep="\t")
+    kept = pd.read_csv(demo_run / "results/bulk/filtered/genes_kept.tsv", sep="\t")
+    kept_ids = set(kept["gene_id"])
+    role = genes.set_index("gene_id")["role"]
+    assert set(role[role == "marker_pool"].index) <= kept_ids
+    low = set(role[role.str.startswith("low_")].index)
+    assert not (low & kept_ids), "low-expression genes of either cohort must be dropped"
+    assert list(kept["gene_id"]) == sorted(kept["gene_id"])  # deterministic order
+    tcga = ad.read_h5ad(demo_run / "results/bulk/filtered/tcga.h5ad")
+    met = ad.read_h5ad(demo_run / "results/bulk/filtered/met500.h5ad")
+    assert list(tcga.var_names) == list(met.var_names) == list(kept["gene_id"])
+
+
+def test_labels_merged_and_dropped(demo_run):
+    tcga = ad.read_h5ad(demo_run / "results/bulk/labelled/tcga.h5ad")
+    met = ad.read_h5ad(demo_run / "results/bulk/labelled/met500.h5ad")
+    assert tcga.obs["cancer_type"].nunique() == 29
+    for merged in ("COLO", "KDNY", "LUNG", "HCC"):
+        assert merged in set(tcga.obs["cancer_type"])
+    for gone in ("COAD", "READ", "KIRC", "KIRP", "KICH", "LUAD", "LUSC", "LIHC"):
+        assert gone not in set(tcga.obs["cancer_type"])
+    assert not {"MISC", "SCER"} & set(met.obs["cancer_type"])
+    truth = pd.read_csv(TRUTH / "bulk_samples.tsv", sep="\t").set_index("sample_id")
+    assert (tcga.obs["cancer_type"] == truth.loc[tcga.obs_names, "cancer_type"]).all()
+
+
+def test_splits_follow_spec(demo_run):
+    truth = pd.read_csv(TRUTH / "bulk_samples.tsv", sep="\t")
+    types = pd.read_csv(demo_run / "results/bulk/splits/types.tsv", sep="\t")
+    samples = pd.read_csv(demo_run / "results/bulk/splits/samples.tsv", sep="\t")
+    tcga_kept = truth.query("cohort == 'TCGA' and kept")
+    met_types = set(truth.query("cohort == 'MET500'")["cancer_type"]) - {"MISC", "SCER"}
+    counts = tcga_kept.groupby("cancer_type").size()
+    shared = counts[counts.index.isin(met_types)].sort_values(ascending=False)
+    only_tcga = set(counts.index) - met_types
+    assert len(shared) == 20 and len(only_tcga) == 9
+    ranked = list(shared.index)
+    for exp, k in {"tcga9": 0, "tcga14": 5, "tcga19": 10}.items():
+        t = types.query("experiment == @exp")
+        assert set(t.query("role == 'train'")["cancer_type"]) == only_tcga | set(ranked[:k])
+        assert set(t.query("role == 'test'")["cancer_type"]) == set(ranked[10:])
+    # test types: their TCGA samples split ~50/50 into validation and test, disjoint
+    s = samples.query("experiment == 'tcga19'")
+    for ctype in ranked[10:]:
+        sub = s[s["cancer_type"] == ctype]
+        n_val, n_test = (sub["split"] == "validation").sum(), (sub["split"] == "test").sum()
+        assert abs(n_val - n_test) <= 1 and n_val >= 2 and n_test >= 2
+    assert not set(s.query("split == 'train'")["cancer_type"]) & set(ranked[10:])
+    m = types.query("experiment == 'met500'")
+    assert set(m.query("role == 'train'")["cancer_type"]) == set(ranked[:10])
+    assert set(m.query("role == 'test'")["cancer_type"]) == set(ranked[10:])
+    ms = samples.query("experiment == 'met500'")
+    assert set(ms["cohort"]) == {"MET500"}
+
+
+def test_filter_edit_reruns_only_downstream(demo_run, tmp_path):
+    harmonised = demo_run / "results/bulk/harmonised/tcga.h5ad"
+    before = os.stat(harmonised).st_mtime_ns
+    n_before = len(pd.read_csv(demo_run / "results/bulk/filtered/genes_kept.tsv", sep="\t"))
+    override = tmp_path / "override.yaml"
+    override.write_text("bulk:\n  filter_threshold: 0.7\n")
+    plan = snakemake(demo_run, "-n", "--configfile", "config/config.yaml", str(override), *SPLIT_TARGETS)
+    jobs = planned_jobs(plan.stdout + plan.stderr)
+    assert jobs == {"filter_genes": 1, "merge_labels": 2, "split_types": 1}, jobs
+    snakemake(demo_run, "--configfile", "config/config.yaml", str(override), *SPLIT_TARGETS)
+    assert os.stat(harmonised).st_mtime_ns == before
+    kept = pd.read_csv(demo_run / "results/bulk/filtered/genes_kept.tsv", sep="\t")
+    assert len(kept) > n_before  # a lower threshold keeps more genes
+    # going back to the default threshold re-runs the same four jobs, and only those
+    plan = snakemake(demo_run, "-n", *SPLIT_TARGETS)
+    assert planned_jobs(plan.stdout + plan.stderr) == {"filter_genes": 1, "merge_labels": 2, "split_types": 1}
+
+
+def test_bad_config_names_the_key(tmp_path):
+    work = make_workdir(tmp_path / "w")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bulk:\n  filter_treshold: 0.5\nseed: -3\n")
+    proc = snakemake(work, "-n", "--configfile", "config/config.yaml", str(bad), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key 'bulk'" in out and "filter_treshold" in out
+    assert "config key 'seed'" in out
+
+
+def test_full_config_plans_without_network(tmp_path):
+    work = make_workdir(tmp_path / "full")
+    proc = snakemake(work, "-n", "--configfile", "config/full.yaml")
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    assert jobs["download"] == 33 * 2 + 1 + 2
+    assert jobs["harmonise_tcga"] == 1 and jobs["split_types"] == 1
+    assert not (work / "results").exists() or not any((work / "results").rglob("*.gz"))

@@ -1,0 +1,50 @@
+"""Helpers to run Snakemake on a scratch copy of the workflow (outputs never touch the repo)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LINKED = ("Snakefile", "workflow", "config", "resources", "profiles")
+
+
+def make_workdir(tmp: Path) -> Path:
+    """A directory that looks like the repository (symlinks) with its own results/."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    for name in LINKED:
+        target = tmp / name
+        if not target.exists():
+            target.symlink_to(REPO / name)
+    return tmp
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run ``python -m snakemake`` in ``workdir``; return the completed process (text)."""
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--nocolor", *args]
+    env = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
+    return proc
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run into {rule: count}."""
+    jobs: dict[str, int] = {}
+    lines = output.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Job stats:")
+    except StopIteration:
+        return jobs
+    for line in lines[start + 3 :]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        if parts[0] != "total":
+            jobs[parts[0]] = int(parts[1])
+    return jobs

@@ -1,0 +1,114 @@
+# Bulk branch preprocessing (SPEC §1): harmonise → gene filter → label merge → type splits.
+
+
+rule harmonise_tcga:
+    input:
+        expression=tcga_expression_files(),
+        clinical=tcga_clinical_files(),
+        probemap=downloaded("tcga/probemap.tsv"),
+    output:
+        f"{RESULTS}/bulk/harmonised/tcga.h5ad",
+    params:
+        projects=config["tcga"]["projects"],
+        unit=config["tcga"]["unit"],
+        primary_codes=config["tcga"]["primary_codes"],
+        blood_projects=config["tcga"]["blood_projects"],
+        blood_codes=config["tcga"]["blood_codes"],
+    log:
+        f"{LOGS}/bulk/harmonise_tcga.log",
+    benchmark:
+        f"{BENCH}/bulk/harmonise_tcga.tsv"
+    resources:
+        mem_mb=config["resources"]["harmonise_mem_mb"],
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/harmonise_tcga.py"
+
+
+rule harmonise_met500:
+    input:
+        expression=downloaded("met500/expression.tsv.gz"),
+        metadata=downloaded("met500/metadata.tsv"),
+        probemap=downloaded("tcga/probemap.tsv"),
+    output:
+        f"{RESULTS}/bulk/harmonised/met500.h5ad",
+    params:
+        unit=config["met500"]["unit"],
+        sample_column=config["met500"]["sample_column"],
+        label_column=config["met500"]["label_column"],
+    log:
+        f"{LOGS}/bulk/harmonise_met500.log",
+    benchmark:
+        f"{BENCH}/bulk/harmonise_met500.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/harmonise_met500.py"
+
+
+rule filter_genes:
+    input:
+        tcga=f"{RESULTS}/bulk/harmonised/tcga.h5ad",
+        met500=f"{RESULTS}/bulk/harmonised/met500.h5ad",
+    output:
+        tcga=f"{RESULTS}/bulk/filtered/tcga.h5ad",
+        met500=f"{RESULTS}/bulk/filtered/met500.h5ad",
+        kept=f"{RESULTS}/bulk/filtered/genes_kept.tsv",
+        counts=f"{RESULTS}/bulk/filtered/filter_counts.tsv",
+    params:
+        threshold=config["bulk"]["filter_threshold"],
+    log:
+        f"{LOGS}/bulk/filter_genes.log",
+    benchmark:
+        f"{BENCH}/bulk/filter_genes.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/filter_genes.py"
+
+
+rule merge_labels:
+    input:
+        adata=f"{RESULTS}/bulk/filtered/{{cohort}}.h5ad",
+        label_map=config["bulk"]["label_map"],
+    output:
+        adata=f"{RESULTS}/bulk/labelled/{{cohort}}.h5ad",
+        report=f"{RESULTS}/bulk/labelled/{{cohort}}_labels.tsv",
+    params:
+        drop_labels=config["bulk"]["drop_labels"],
+    log:
+        f"{LOGS}/bulk/merge_labels_{{cohort}}.log",
+    benchmark:
+        f"{BENCH}/bulk/merge_labels_{{cohort}}.tsv"
+    wildcard_constraints:
+        cohort="tcga|met500",
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/merge_labels.py"
+
+
+rule split_types:
+    input:
+        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
+        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
+    output:
+        types=f"{RESULTS}/bulk/splits/types.tsv",
+        samples=f"{RESULTS}/bulk/splits/samples.tsv",
+    params:
+        training_sets=config["splits"]["training_sets"],
+        n_test_types=config["splits"]["n_test_types"],
+        validation_fraction=config["splits"]["validation_fraction"],
+        met500_n_train=config["splits"]["met500_n_train"],
+        min_samples=config["splits"]["min_samples"],
+        small_type_policy=config["splits"]["small_type_policy"],
+        seed=config["seed"],
+    log:
+        f"{LOGS}/bulk/split_types.log",
+    benchmark:
+        f"{BENCH}/bulk/split_types.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/split_types.py"

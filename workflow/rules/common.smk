@@ -1,0 +1,108 @@
+# Shared helpers: config validation, the download table, target lists.
+import os
+import re
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+
+def _validate_config(cfg, schema_path):
+    """Validate against the JSON schema with messages that name the offending key."""
+    with open(schema_path) as fh:
+        schema = yaml.safe_load(fh)
+    errors = sorted(
+        Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path)
+    )
+    if errors:
+        lines = []
+        for err in errors:
+            key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+            lines.append(f"  config key '{key}': {err.message}")
+        raise WorkflowError("invalid configuration:\n" + "\n".join(lines))
+    validate(cfg, schema_path)  # fills in the schema's defaults
+
+
+_validate_config(config, workflow.source_path("../../config/schema.yaml"))
+
+RESULTS = "results"
+LOGS = f"{RESULTS}/logs"
+BENCH = f"{RESULTS}/benchmarks"
+
+
+def _is_local(url):
+    return not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", url) or url.startswith("file://")
+
+
+def _local_path(url):
+    return url[len("file://") :] if url.startswith("file://") else url
+
+
+def _download_table(cfg):
+    """Map 'group/filename' (the path under results/downloads) to its source URL."""
+    table = {}
+    tcga = cfg["tcga"]
+    for project in tcga["projects"]:
+        table[f"tcga/TCGA-{project}.star_fpkm.tsv.gz"] = tcga["expression_url"].format(project=project)
+        if tcga.get("clinical_url"):
+            table[f"tcga/TCGA-{project}.clinical.tsv.gz"] = tcga["clinical_url"].format(project=project)
+    table["tcga/probemap.tsv"] = tcga["probemap_url"]
+    met = cfg["met500"]
+    table["met500/expression.tsv.gz"] = met["expression_url"]
+    table["met500/metadata.tsv"] = met["metadata_url"]
+    return table
+
+
+DOWNLOADS = _download_table(config)
+
+
+def download_url(wildcards):
+    return DOWNLOADS[f"{wildcards.group}/{wildcards.filename}"]
+
+
+def download_sha256(wildcards):
+    """sha256 from config 'checksums', keyed by the source URL or path exactly as configured.
+
+    Keys are whole URLs (not file names) because `--configfile` extends the demo config rather
+    than replacing it: demo and real files share names but never URLs.
+    """
+    return (config.get("checksums") or {}).get(download_url(wildcards), "")
+
+
+def download_local_input(wildcards):
+    """Local sources are declared as inputs so that editing them re-runs what depends on them."""
+    url = download_url(wildcards)
+    return [_local_path(url)] if _is_local(url) else []
+
+
+def downloaded(key):
+    if key not in DOWNLOADS:
+        raise WorkflowError(f"no download configured for '{key}'")
+    return f"{RESULTS}/downloads/{key}"
+
+
+def tcga_expression_files():
+    return [downloaded(f"tcga/TCGA-{p}.star_fpkm.tsv.gz") for p in config["tcga"]["projects"]]
+
+
+def tcga_clinical_files():
+    if not config["tcga"].get("clinical_url"):
+        return []
+    return [downloaded(f"tcga/TCGA-{p}.clinical.tsv.gz") for p in config["tcga"]["projects"]]
+
+
+COHORTS = ["tcga", "met500"]
+
+
+def bulk_targets():
+    return [
+        f"{RESULTS}/bulk/filtered/genes_kept.tsv",
+        f"{RESULTS}/bulk/splits/types.tsv",
+        f"{RESULTS}/bulk/splits/samples.tsv",
+    ] + expand(f"{RESULTS}/bulk/labelled/{{cohort}}_labels.tsv", cohort=COHORTS)
+
+
+def all_targets():
+    return bulk_targets()

@@ -1,0 +1,26 @@
+# Retrieval of every configured source: http(s), file:// or a local path; sha256-checked, atomic.
+
+
+wildcard_constraints:
+    group="tcga|met500|scrna|genesets",
+
+
+rule download:
+    input:
+        download_local_input,
+    output:
+        f"{RESULTS}/downloads/{{group}}/{{filename}}",
+    params:
+        url=download_url,
+        sha256=download_sha256,
+        retries=config["download"]["retries"],
+        timeout=config["download"]["timeout"],
+    log:
+        f"{LOGS}/download/{{group}}/{{filename}}.log",
+    benchmark:
+        f"{BENCH}/download/{{group}}/{{filename}}.tsv"
+    retries: 0
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/download.py"

@@ -1,0 +1,25 @@
+"""Rule harmonise_tcga: GDC-hub matrices → one samples × genes .h5ad in log2(FPKM+1)."""
+
+from oncoshot.bulk import harmonise_tcga
+from oncoshot.io import write_h5ad
+from oncoshot.runtime import run
+
+
+def main(sm, log):
+    projects = sm.params.projects
+    matrices = dict(zip(projects, sm.input.expression))
+    clinical = dict(zip(projects, sm.input.clinical)) if len(sm.input.clinical) else None
+    adata = harmonise_tcga(
+        matrices,
+        sm.input.probemap,
+        unit=sm.params.unit,
+        clinical=clinical,
+        primary_codes=tuple(sm.params.primary_codes),
+        blood_projects=tuple(sm.params.blood_projects),
+        blood_codes=tuple(sm.params.blood_codes),
+    )
+    log.info("TCGA: %d primary samples × %d genes from %d projects", *adata.shape, len(projects))
+    write_h5ad(adata, sm.output[0])
+
+
+run(main, snakemake)  # noqa: F821

@@ -1,0 +1,91 @@
+"""Glue for the thin workflow scripts: logging to the rule's log file, clean failures.
+
+A rule script does::
+
+    from oncoshot.runtime import run
+    def main(sm, log): ...
+    run(main, snakemake)
+
+``run`` sends ``logging`` records and Python warnings to ``snakemake.log[0]``, and turns an
+:class:`~oncoshot.errors.OncoShotError` into one clear line on stderr and in the log, exit 1.
+Snakemake then deletes the job's outputs, so no partial output is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+from .errors import OncoShotError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(log_path: str | None, name: str = "oncoshot") -> logging.Logger:
+    """Log INFO and above to ``log_path`` (and WARNING and above to stderr)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(logging.INFO)
+    fmt = logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S")
+    if log_path:
+        fh = logging.FileHandler(log_path, mode="w")
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+    sh = logging.StreamHandler(sys.stderr)
+    sh.setLevel(logging.WARNING if log_path else logging.INFO)
+    sh.setFormatter(fmt)
+    root.addHandler(sh)
+    logging.captureWarnings(True)
+    return logging.getLogger(name)
+
+
+def run(main: Callable[[Any, logging.Logger], None], sm: Any) -> None:
+    """Run ``main(snakemake, logger)`` with logging set up and errors reported cleanly."""
+    log_path = sm.log[0] if len(sm.log) else None
+    logger = setup_logging(log_path, f"oncoshot.{sm.rule}")
+    start = time.perf_counter()
+    try:
+        main(sm, logger)
+    except OncoShotError as exc:
+        logger.error("%s", exc)
+        print(f"ERROR in rule {sm.rule}: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except Exception:
+        logger.error("unexpected failure:\n%s", traceback.format_exc())
+        raise
+    logger.info("done in %.1f s", time.perf_counter() - start)
+
+
+class Progress:
+    """Periodic progress lines with elapsed time and ETA for long loops."""
+
+    def __init__(self, logger: logging.Logger, total: int, what: str, every_s: float = 10.0):
+        self.logger, self.total, self.what, self.every_s = logger, total, what, every_s
+        self.start = time.perf_counter()
+        self.last = -1e9
+
+    def update(self, done: int, extra: str = "", force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last < self.every_s and done < self.total:
+            return
+        self.last = now
+        elapsed = now - self.start
+        eta = elapsed / done * (self.total - done) if done else float("nan")
+        self.logger.info(
+            "%s %d/%d (%.0f%%) elapsed %s ETA %s%s",
+            self.what, done, self.total, 100.0 * done / max(self.total, 1),
+            _fmt(elapsed), _fmt(eta), f" {extra}" if extra else "",
+        )
+
+
+def _fmt(seconds: float) -> str:
+    if seconds != seconds:  # NaN
+        return "?"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h:d}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
