@@ -304,6 +304,7 @@ def test_progress_is_throttled(monkeypatch, caplog):
     assert len(lines) == 10  # one per 10 %, not one per chunk
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="test.download.progress"):
+        clock[0] = 1000.0
         prog = download._Progress(log, "http://127.0.0.1/z", total)
         for i in range(1, 1001):  # a slow one: 10 % takes 60 s -> 30 s heartbeats in between
             clock[0] = 1000 + i * 0.6
@@ -312,9 +313,10 @@ def test_progress_is_throttled(monkeypatch, caplog):
     assert "ETA" in lines[0] and "%" in lines[0] and "/s" in lines[0]
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="test.download.progress"):
+        clock[0] = 2000.0
         prog = download._Progress(log, "http://127.0.0.1/y", None)  # size unknown
         for i in range(1, 1001):
-            clock[0] = 200 + i * 0.1
+            clock[0] = 2000 + i * 0.1
             prog.update(i * 1000)
     assert 15 <= len(caplog.records) <= 25  # every 5 s
 
@@ -458,13 +460,10 @@ def make_tar(path: Path, members: list[tarfile.TarInfo | tuple[str, bytes]], mod
     return path
 
 
-def make_zip(path: Path, members: list[tuple[str, bytes] | zipfile.ZipInfo | tuple[zipfile.ZipInfo, bytes]]) -> Path:
+def make_zip(path: Path, members: list[tuple[str | zipfile.ZipInfo, bytes]]) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
-        for m in members:
-            if isinstance(m[0], zipfile.ZipInfo):
-                zf.writestr(m[0], m[1])
-            else:
-                zf.writestr(m[0], m[1])
+        for name_or_info, data in members:
+            zf.writestr(name_or_info, data)
     return path
 
 

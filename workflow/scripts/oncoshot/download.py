@@ -595,7 +595,7 @@ def safe_extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> lis
         staging = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.extract-", dir=dest_dir.parent))
     except OSError as exc:
         raise DownloadError(f"{archive}: cannot create a temporary folder next to {dest_dir}: {exc}") from exc
-    written: list[PurePosixPath] = []
+    written: dict[PurePosixPath, None] = {}  # ordered set: a name repeated in the archive counts once
     try:
         try:
             if kind == "tar":
@@ -606,8 +606,8 @@ def safe_extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> lis
                             archive, staging, rel, what,
                             (lambda m=m: tf.extractfile(m)), m.mode, m.mtime,
                         )
-                        if out is not None and rel not in written:
-                            written.append(rel)
+                        if out is not None:
+                            written[rel] = None
             else:
                 with zipfile.ZipFile(archive) as zf:
                     plan = _plan_zip(archive, zf)
@@ -618,8 +618,8 @@ def safe_extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> lis
                             archive, staging, rel, what,
                             (lambda info=info: zf.open(info)), mode, mtime,
                         )
-                        if out is not None and rel not in written:
-                            written.append(rel)
+                        if out is not None:
+                            written[rel] = None
         except DownloadError:
             raise
         except (tarfile.TarError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError,
