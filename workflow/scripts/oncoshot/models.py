@@ -32,13 +32,15 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .errors import InputError
+
 DISTANCES = ("sq", "l1", "chi2")
 
 
 def same_padding(length: int, kernel: int, stride: int) -> tuple[int, int]:
     """Keras/TensorFlow ``"same"`` padding (left, right) for a 1-D input of ``length``."""
     if length < 1 or kernel < 1 or stride < 1:
-        raise ValueError(f"same_padding: length, kernel and stride must be >= 1, got {length}, {kernel}, {stride}")
+        raise InputError(None, None, f"same_padding: length, kernel and stride must be >= 1, got {length}, {kernel}, {stride}")
     out = -(-length // stride)  # ceil
     total = max((out - 1) * stride + kernel - length, 0)
     return total // 2, total - total // 2
@@ -75,7 +77,7 @@ def _as_sequence(x: torch.Tensor) -> torch.Tensor:
         return x.unsqueeze(1)
     if x.dim() == 3 and x.shape[1] == 1:
         return x
-    raise ValueError(f"expected a [batch, n_genes] or [batch, 1, n_genes] tensor, got shape {tuple(x.shape)}")
+    raise InputError(None, None, f"expected a [batch, n_genes] or [batch, 1, n_genes] tensor, got shape {tuple(x.shape)}")
 
 
 class CNNTower(nn.Module):
@@ -88,9 +90,9 @@ class CNNTower(nn.Module):
         super().__init__()
         n_genes = int(n_genes)
         if n_genes < 1:
-            raise ValueError(f"CNNTower: n_genes must be >= 1, got {n_genes}")
+            raise InputError(None, None, f"CNNTower: n_genes must be >= 1, got {n_genes}")
         if tower_output_length(n_genes) < 1:
-            raise ValueError(
+            raise InputError(None, None, 
                 f"CNNTower: n_genes={n_genes} is too small: ceil(G/50)//2//2 must be >= 1 (G >= 151)"
             )
         self.n_genes = n_genes
@@ -106,7 +108,7 @@ class CNNTower(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = _as_sequence(x)
         if x.shape[-1] != self.n_genes:
-            raise ValueError(f"CNNTower built for {self.n_genes} genes got input with {x.shape[-1]} genes")
+            raise InputError(None, None, f"CNNTower built for {self.n_genes} genes got input with {x.shape[-1]} genes")
         x = F.relu(self.conv1(x))
         x = F.relu(self.conv2(x))
         x = self.pool1(x)
@@ -121,7 +123,7 @@ class CNNClassifier(nn.Module):
     def __init__(self, n_genes: int, n_classes: int):
         super().__init__()
         if int(n_classes) < 2:
-            raise ValueError(f"CNNClassifier: n_classes must be >= 2, got {n_classes}")
+            raise InputError(None, None, f"CNNClassifier: n_classes must be >= 2, got {n_classes}")
         self.n_genes = int(n_genes)
         self.n_classes = int(n_classes)
         self.tower = CNNTower(n_genes)
@@ -142,7 +144,7 @@ def pair_distance(ea: torch.Tensor, eb: torch.Tensor, distance: str, eps: float 
         return diff.abs()
     if distance == "chi2":
         return diff * diff / (ea + eb + eps)
-    raise ValueError(f"unknown distance {distance!r}; choose one of {DISTANCES}")
+    raise InputError(None, None, f"unknown distance {distance!r}; choose one of {DISTANCES}")
 
 
 class SiameseNet(nn.Module):
@@ -160,13 +162,13 @@ class SiameseNet(nn.Module):
                  hidden: int = 512, dropout: float = 0.25):
         super().__init__()
         if distance not in DISTANCES:
-            raise ValueError(f"unknown distance {distance!r}; choose one of {DISTANCES}")
+            raise InputError(None, None, f"unknown distance {distance!r}; choose one of {DISTANCES}")
         self.n_genes = int(n_genes)
         self.distance = distance
         if tower is None:
             tower = CNNTower(self.n_genes)
         elif tower.n_genes != self.n_genes:
-            raise ValueError(f"SiameseNet: tower built for {tower.n_genes} genes, network for {self.n_genes}")
+            raise InputError(None, None, f"SiameseNet: tower built for {tower.n_genes} genes, network for {self.n_genes}")
         self.tower = tower
         self.head = nn.Sequential(
             nn.Linear(tower.out_features, hidden),
@@ -196,7 +198,7 @@ class SiameseNet(nn.Module):
     def logits(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
         """Pre-sigmoid scores ``[B]``; both inputs go through the tower in one batch."""
         if xa.shape != xb.shape:
-            raise ValueError(f"pair inputs differ in shape: {tuple(xa.shape)} vs {tuple(xb.shape)}")
+            raise InputError(None, None, f"pair inputs differ in shape: {tuple(xa.shape)} vs {tuple(xb.shape)}")
         e = self.embed(torch.cat([xa, xb], dim=0))
         ea, eb = e.split(xa.shape[0], dim=0)
         return self.head_logits(ea, eb)

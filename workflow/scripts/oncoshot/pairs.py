@@ -12,6 +12,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .errors import InputError
+
 
 def encode_labels(labels: Sequence | np.ndarray | torch.Tensor, classes: Sequence | np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -23,13 +25,13 @@ def encode_labels(labels: Sequence | np.ndarray | torch.Tensor, classes: Sequenc
         labels = labels.detach().cpu().numpy()
     arr = np.asarray(labels)
     if arr.ndim != 1:
-        raise ValueError(f"labels must be one-dimensional, got shape {arr.shape}")
+        raise InputError(None, None, f"labels must be one-dimensional, got shape {arr.shape}")
     if classes is None:
         classes_arr, codes = np.unique(arr, return_inverse=True)
         return codes.astype(np.int64).reshape(-1), classes_arr
     classes_arr = np.asarray(classes)
     if len(np.unique(classes_arr)) != len(classes_arr):
-        raise ValueError("classes contain duplicates")
+        raise InputError(None, None, "classes contain duplicates")
     order = np.argsort(classes_arr, kind="stable")
     sorted_cls = classes_arr[order]
     pos = np.searchsorted(sorted_cls, arr)
@@ -37,7 +39,7 @@ def encode_labels(labels: Sequence | np.ndarray | torch.Tensor, classes: Sequenc
     bad = sorted_cls[pos] != arr if len(arr) else np.zeros(0, bool)
     if np.any(bad):
         unknown = sorted(set(arr[bad].tolist()))
-        raise ValueError(f"labels not among the known classes: {unknown[:10]}")
+        raise InputError(None, None, f"labels not among the known classes: {unknown[:10]}")
     return order[pos].astype(np.int64), classes_arr
 
 
@@ -67,13 +69,13 @@ class PairSampler:
         codes, self.classes = encode_labels(labels)
         n = len(codes)
         if self.X is not None and self.X.shape[0] != n:
-            raise ValueError(f"X has {self.X.shape[0]} rows but labels has {n} entries")
+            raise InputError(None, None, f"X has {self.X.shape[0]} rows but labels has {n} entries")
         n_types = len(self.classes)
         if n_types < 2:
-            raise ValueError(f"pair sampling needs at least 2 types, got {n_types}")
+            raise InputError(None, None, f"pair sampling needs at least 2 types, got {n_types}")
         counts = np.bincount(codes, minlength=n_types)
         if not np.any(counts >= 2):
-            raise ValueError("pair sampling needs at least one type with >= 2 samples; every type has 1")
+            raise InputError(None, None, "pair sampling needs at least one type with >= 2 samples; every type has 1")
         order = np.argsort(codes, kind="stable")
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         dev = self.device
@@ -111,7 +113,7 @@ class PairSampler:
         pairs (target 0)."""
         batch_size = int(batch_size)
         if batch_size < 2 or batch_size % 2:
-            raise ValueError(f"batch_size must be an even number >= 2, got {batch_size}")
+            raise InputError(None, None, f"batch_size must be an even number >= 2, got {batch_size}")
         h = batch_size // 2
         g, dev = self.generator, self.device
         # same-type pairs: two distinct samples of one type
@@ -133,6 +135,6 @@ class PairSampler:
     def sample_tensors(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(xa, xb, target)`` with the expression rows gathered from ``self.X`` on the device."""
         if self.X is None:
-            raise ValueError("PairSampler was built without X")
+            raise InputError(None, None, "PairSampler was built without X")
         ia, ib, target = self.sample(batch_size)
         return self.X[ia], self.X[ib], target
