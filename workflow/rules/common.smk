@@ -104,5 +104,59 @@ def bulk_targets():
     ] + expand(f"{RESULTS}/bulk/labelled/{{cohort}}_labels.tsv", cohort=COHORTS)
 
 
+# --- CancerSiamese experiments -------------------------------------------------------------
+EVAL_RUNS = {r["name"]: r for r in config["evaluation"]["runs"]}
+SIAMESE_EXPERIMENTS = sorted(set(config["splits"]["training_sets"]) | {"met500"})
+PRETRAIN_EXPERIMENTS = SIAMESE_EXPERIMENTS + ["cnn_primary_to_met"]
+
+
+def _check_runs():
+    for name, run in EVAL_RUNS.items():
+        for key in ("model", "test"):
+            if run[key] not in SIAMESE_EXPERIMENTS:
+                raise WorkflowError(
+                    f"config key 'evaluation.runs' ({name}): {key} '{run[key]}' is not one of "
+                    f"the experiments {SIAMESE_EXPERIMENTS}"
+                )
+
+
+_check_runs()
+
+
+def siamese_model(experiment, init):
+    return f"{RESULTS}/models/{experiment}/siamese_{init}.pt"
+
+
+def siamese_inputs(wildcards):
+    inputs = dict(
+        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
+        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
+        samples=f"{RESULTS}/bulk/splits/samples.tsv",
+    )
+    if wildcards.init == "transfer":
+        inputs["cnn"] = f"{RESULTS}/models/{wildcards.experiment}/cnn.pt"
+    return inputs
+
+
+def evaluation_inputs(wildcards):
+    run = EVAL_RUNS[wildcards.run]
+    return dict(
+        siamese=siamese_model(run["model"], run["init"]),
+        cnn=f"{RESULTS}/models/{run['model']}/cnn.pt",
+    )
+
+
+def siamese_histories():
+    pairs = sorted({(r["model"], r["init"]) for r in EVAL_RUNS.values()})
+    return [f"{RESULTS}/models/{m}/siamese_{i}_history.tsv" for m, i in pairs]
+
+
+def oneshot_targets():
+    return [
+        f"{RESULTS}/evaluation/oneshot_results.tsv",
+        f"{RESULTS}/evaluation/cnn_primary_to_met/accuracy.tsv",
+    ]
+
+
 def all_targets():
-    return bulk_targets()
+    return bulk_targets() + oneshot_targets()

@@ -1,0 +1,82 @@
+# N-way one-shot evaluation (SPEC §2.3) and the primary→metastatic CNN experiment.
+
+
+rule evaluate_oneshot:
+    input:
+        unpack(evaluation_inputs),
+        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
+        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
+        samples=f"{RESULTS}/bulk/splits/samples.tsv",
+    output:
+        f"{RESULTS}/evaluation/oneshot/{{run}}.tsv",
+    params:
+        model_experiment=lambda wc: EVAL_RUNS[wc.run]["model"],
+        init=lambda wc: EVAL_RUNS[wc.run]["init"],
+        test_experiment=lambda wc: EVAL_RUNS[wc.run]["test"],
+        n_way=config["evaluation"]["n_way"],
+        n_tasks=config["evaluation"]["n_tasks"],
+        batch=config["evaluation"]["batch"],
+        seed=config["seed"],
+    wildcard_constraints:
+        run="|".join(EVAL_RUNS),
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        f"{LOGS}/evaluation/oneshot_{{run}}.log",
+    benchmark:
+        f"{BENCH}/evaluation/oneshot_{{run}}.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/evaluate_oneshot.py"
+
+
+rule evaluate_cnn_transfer:
+    input:
+        cnn=f"{RESULTS}/models/cnn_primary_to_met/cnn.pt",
+        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
+        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
+        samples=f"{RESULTS}/bulk/splits/samples.tsv",
+    output:
+        accuracy=f"{RESULTS}/evaluation/cnn_primary_to_met/accuracy.tsv",
+        predictions=f"{RESULTS}/evaluation/cnn_primary_to_met/predictions.tsv",
+        confusion=f"{RESULTS}/evaluation/cnn_primary_to_met/confusion.tsv",
+        png=f"{RESULTS}/evaluation/cnn_primary_to_met/confusion.png",
+        svg=f"{RESULTS}/evaluation/cnn_primary_to_met/confusion.svg",
+    params:
+        experiment="cnn_primary_to_met",
+    threads: 1
+    log:
+        f"{LOGS}/evaluation/cnn_primary_to_met.log",
+    benchmark:
+        f"{BENCH}/evaluation/cnn_primary_to_met.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/evaluate_cnn_transfer.py"
+
+
+rule summarise_oneshot:
+    input:
+        evaluations=expand(f"{RESULTS}/evaluation/oneshot/{{run}}.tsv", run=list(EVAL_RUNS)),
+        siamese_histories=siamese_histories(),
+    output:
+        table=f"{RESULTS}/evaluation/oneshot_results.tsv",
+        primary_png=f"{RESULTS}/evaluation/fig3a_primary.png",
+        primary_svg=f"{RESULTS}/evaluation/fig3a_primary.svg",
+        metastatic_png=f"{RESULTS}/evaluation/fig3b_metastatic.png",
+        metastatic_svg=f"{RESULTS}/evaluation/fig3b_metastatic.svg",
+        curves_png=f"{RESULTS}/evaluation/training_curves.png",
+        curves_svg=f"{RESULTS}/evaluation/training_curves.svg",
+    params:
+        primary_runs=[r for r, v in EVAL_RUNS.items() if v["test"] != "met500"],
+        metastatic_runs=[r for r, v in EVAL_RUNS.items() if v["test"] == "met500"],
+    log:
+        f"{LOGS}/evaluation/summarise_oneshot.log",
+    benchmark:
+        f"{BENCH}/evaluation/summarise_oneshot.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/summarise_oneshot.py"

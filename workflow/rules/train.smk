@@ -1,0 +1,66 @@
+# CancerSiamese training (SPEC §2.1–2.2): CNN pretraining per experiment, then the Siamese network
+# initialised from the pretrained tower (transfer) or from scratch.
+
+
+rule pretrain_cnn:
+    input:
+        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
+        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
+        samples=f"{RESULTS}/bulk/splits/samples.tsv",
+    output:
+        model=f"{RESULTS}/models/{{experiment}}/cnn.pt",
+        history=f"{RESULTS}/models/{{experiment}}/cnn_history.tsv",
+    params:
+        validation_fraction=config["pretrain"]["validation_fraction"],
+        epochs=config["pretrain"]["epochs"],
+        batch_size=config["pretrain"]["batch_size"],
+        lr=config["pretrain"]["lr"],
+        patience=config["pretrain"]["patience"],
+        amp_bf16=config["amp_bf16"],
+        seed=config["seed"],
+    wildcard_constraints:
+        experiment="|".join(PRETRAIN_EXPERIMENTS),
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        f"{LOGS}/models/{{experiment}}/pretrain_cnn.log",
+    benchmark:
+        f"{BENCH}/models/{{experiment}}/pretrain_cnn.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/pretrain_cnn.py"
+
+
+rule train_siamese:
+    input:
+        unpack(siamese_inputs),
+    output:
+        model=f"{RESULTS}/models/{{experiment}}/siamese_{{init}}.pt",
+        history=f"{RESULTS}/models/{{experiment}}/siamese_{{init}}_history.tsv",
+    params:
+        distance=config["siamese"]["distance"],
+        iterations=config["siamese"]["iterations"],
+        batch_size=config["siamese"]["batch_size"],
+        lr=config["siamese"]["lr"],
+        val_every=config["siamese"]["val_every"],
+        val_tasks=config["siamese"]["val_tasks"],
+        val_n_way=config["siamese"]["val_n_way"],
+        amp_bf16=config["amp_bf16"],
+        seed=config["seed"],
+        checkpoint=lambda wc: f"{RESULTS}/models/{wc.experiment}/siamese_{wc.init}.ckpt",
+    wildcard_constraints:
+        experiment="|".join(SIAMESE_EXPERIMENTS),
+        init="transfer|scratch",
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        f"{LOGS}/models/{{experiment}}/train_siamese_{{init}}.log",
+    benchmark:
+        f"{BENCH}/models/{{experiment}}/train_siamese_{{init}}.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/train_siamese.py"

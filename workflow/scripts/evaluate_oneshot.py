@@ -1,0 +1,67 @@
+"""Rule evaluate_oneshot: N-way one-shot accuracy of a Siamese model and the baselines on the very
+same tasks (SPEC §2.3): every test sample embedded once, pairs scored in batches."""
+
+import numpy as np
+import pandas as pd
+import torch
+
+from oncoshot.experiments import load_model, select_samples
+from oncoshot.io import read_h5ad, read_tsv, write_tsv
+from oncoshot.models import CNNTower, SiameseNet, tower_state_from
+from oncoshot.oneshot import (accuracy_with_wilson, correct, embed_samples, make_tasks, nn_cosine,
+                              nn_euclidean, nn_pearson, score_tasks_from_embeddings)
+from oncoshot.runtime import run
+from oncoshot.training import pick_device
+
+
+def main(sm, log):
+    torch.set_num_threads(sm.threads)
+    p = sm.params
+    cohorts = {"TCGA": read_h5ad(sm.input.tcga), "MET500": read_h5ad(sm.input.met500)}
+    samples = read_tsv(sm.input.samples, required=("experiment", "sample_id", "cohort", "cancer_type", "split"))
+    X, y, _ = select_samples(cohorts, samples, p.test_experiment, "test", sm.input.samples)
+    device = pick_device()
+
+    siamese_file = load_model(sm.input.siamese, kind="siamese")
+    genes = list(cohorts["TCGA"].var_names)
+    if siamese_file["genes"] != genes:
+        raise ValueError(f"{sm.input.siamese}: model genes differ from the test matrix")
+    model = SiameseNet(len(genes), distance=siamese_file["distance"])
+    model.load_state_dict(siamese_file["state_dict"])
+    model.to(device).eval()
+    emb = embed_samples(model, X)
+
+    cnn_file = load_model(sm.input.cnn, kind="cnn")
+    tower = CNNTower(len(genes))
+    tower.load_state_dict(tower_state_from(cnn_file["state_dict"]))
+    tower.to(device).eval()
+    with torch.no_grad():
+        cnn_emb = torch.cat([tower(torch.as_tensor(X[i:i + 1024], device=device)) for i in range(0, len(X), 1024)])
+
+    n_types = len(set(y))
+    rows = []
+    for n_way in p.n_way:
+        if n_way > n_types:
+            log.warning("%d-way skipped: only %d test types", n_way, n_types)
+            continue
+        tasks = make_tasks(y, n_way, p.n_tasks, p.seed)
+        methods = {
+            "siamese": lambda: score_tasks_from_embeddings(model, emb, tasks, batch=p.batch),
+            "nn_euclidean": lambda: nn_euclidean(X, tasks, device=device),
+            "nn_pearson": lambda: nn_pearson(X, tasks, device=device),
+            "cnn_cosine": lambda: nn_cosine(cnn_emb, tasks, device=device),
+        }
+        for method, score in methods.items():
+            ok = correct(score(), tasks)
+            acc, low, high = accuracy_with_wilson(ok)
+            log.info("%s %d-way %s: %.4f [%.4f, %.4f]", sm.wildcards.run, n_way, method, acc, low, high)
+            rows.append(dict(experiment=sm.wildcards.run, model=p.model_experiment, init=p.init,
+                             test=p.test_experiment, method=method, n_way=n_way, accuracy=acc,
+                             ci_low=low, ci_high=high, tasks=len(tasks), seed=p.seed,
+                             n_test_samples=len(y), n_test_types=n_types))
+    if not rows:
+        raise ValueError(f"no N-way evaluation possible with {n_types} test types")
+    write_tsv(pd.DataFrame(rows), sm.output[0])
+
+
+run(main, snakemake)  # noqa: F821

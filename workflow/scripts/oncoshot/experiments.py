@@ -1,0 +1,105 @@
+"""Glue between the split tables and the models: select samples, hold out, save/load model files.
+
+Model files are ``.pt`` dictionaries of plain types and tensors (loadable with
+``torch.load(..., weights_only=True)``): ``format``, ``kind`` ("cnn" or "siamese"),
+``state_dict``, ``genes`` (Ensembl ids, the model's input order), ``classes`` (CNN output order),
+``distance`` (Siamese), ``experiment``, ``init``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .io import atomic_path
+
+MODEL_FORMAT = "oncoshot-model-v1"
+
+
+def select_samples(cohorts: Mapping[str, "object"], samples: pd.DataFrame, experiment: str,
+                   split: str | Sequence[str], source: str = "samples.tsv"):
+    """Expression matrix, labels and sample ids of ``experiment``'s samples in ``split``.
+
+    ``cohorts`` maps the split table's cohort names (``TCGA``, ``MET500``) to AnnData objects with
+    the same genes in the same order. Returns ``(X float32 [n, G], labels str [n], ids [n])`` in
+    the split table's order.
+    """
+    splits = [split] if isinstance(split, str) else list(split)
+    sel = samples[(samples["experiment"] == experiment) & samples["split"].isin(splits)]
+    if sel.empty:
+        raise InputError(source, "experiment/split",
+                         f"no samples for experiment {experiment!r} in split(s) {splits}")
+    genes = None
+    blocks, labels, ids = [], [], []
+    for cohort, grp in sel.groupby("cohort", sort=False):
+        if cohort not in cohorts:
+            raise InputError(source, "cohort", f"unknown cohort {cohort!r} (have {sorted(cohorts)})")
+        adata = cohorts[cohort]
+        if genes is None:
+            genes = list(adata.var_names)
+        elif list(adata.var_names) != genes:
+            raise InputError(None, "var_names", f"cohort {cohort} genes differ from the other cohort's")
+        missing = set(grp["sample_id"]) - set(adata.obs_names)
+        if missing:
+            raise InputError(source, "sample_id",
+                             f"{len(missing)} {cohort} samples not in the matrix, e.g. {sorted(missing)[:3]}")
+        sub = adata[list(grp["sample_id"])]
+        X = sub.X.toarray() if hasattr(sub.X, "toarray") else np.asarray(sub.X)
+        blocks.append(X.astype(np.float32, copy=False))
+        labels.extend(grp["cancer_type"].astype(str))
+        ids.extend(grp["sample_id"].astype(str))
+    return np.vstack(blocks), np.asarray(labels), np.asarray(ids)
+
+
+def stratified_holdout(labels: Sequence[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices per label into (train, holdout); every label with >= 2 samples gives at least
+    one holdout sample when ``fraction`` > 0 and keeps at least one training sample."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    train, hold = [], []
+    for lab in sorted(set(labels.tolist())):
+        idx = np.flatnonzero(labels == lab)
+        idx = idx[rng.permutation(len(idx))]
+        n_hold = int(round(len(idx) * fraction)) if fraction > 0 else 0
+        if fraction > 0 and len(idx) >= 2:
+            n_hold = min(max(n_hold, 1), len(idx) - 1)
+        else:
+            n_hold = 0
+        hold.extend(idx[:n_hold].tolist())
+        train.extend(idx[n_hold:].tolist())
+    return np.sort(np.asarray(train, dtype=int)), np.sort(np.asarray(hold, dtype=int))
+
+
+def save_model(path: str | os.PathLike, *, kind: str, state_dict: dict, genes: Sequence[str],
+               classes: Sequence[str] = (), **meta) -> None:
+    """Write a model file atomically (see module docstring)."""
+    import torch
+
+    obj = {"format": MODEL_FORMAT, "kind": kind, "state_dict": state_dict,
+           "genes": [str(g) for g in genes], "classes": [str(c) for c in classes]}
+    obj.update(meta)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_model(path: str | os.PathLike, kind: str | None = None) -> dict:
+    """Read a model file with ``weights_only=True``; checks the format and, if given, the kind."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, "model file does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(path, None, f"not a readable model file ({exc})") from exc
+    if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
+        raise InputError(path, "format", f"expected {MODEL_FORMAT!r}")
+    if kind is not None and obj.get("kind") != kind:
+        raise InputError(path, "kind", f"expected a {kind} model, found {obj.get('kind')!r}")
+    return obj

@@ -1,0 +1,104 @@
+"""Figures (matplotlib, Agg backend), each saved as PNG and SVG."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .io import atomic_path  # noqa: E402
+
+METHOD_LABELS = {
+    "siamese": "CancerSiamese",
+    "nn_euclidean": "1-NN Euclidean",
+    "nn_pearson": "1-NN Pearson",
+    "cnn_cosine": "pretrained CNN, cosine 1-NN",
+}
+
+
+def save_figure(fig, png: str | os.PathLike, svg: str | os.PathLike | None = None) -> None:
+    """Save ``fig`` atomically as PNG (150 dpi) and, if given, SVG; then close it."""
+    for path, fmt in ((png, "png"), (svg, "svg")):
+        if path is None:
+            continue
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+
+
+def grouped_accuracy_bars(results: pd.DataFrame, experiments: Sequence[str], title: str,
+                          paper: dict | None = None):
+    """Fig. 3a/3b-like grouped bars: accuracy by N-way, one group per N, one bar per
+    (experiment, method), Wilson 95 % intervals as error bars. ``paper`` maps N → paper accuracy
+    (drawn as a dashed marker)."""
+    sub = results[results["experiment"].isin(experiments)]
+    ns = sorted(sub["n_way"].unique())
+    series = [(e, m) for e in experiments for m in METHOD_LABELS if
+              ((sub["experiment"] == e) & (sub["method"] == m)).any()]
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(ns) * max(len(series), 1) / 2), 4.2))
+    width = 0.8 / max(len(series), 1)
+    cmap = plt.get_cmap("tab20")
+    for j, (e, m) in enumerate(series):
+        rows = sub[(sub["experiment"] == e) & (sub["method"] == m)].set_index("n_way").reindex(ns)
+        x = np.arange(len(ns)) + (j - (len(series) - 1) / 2) * width
+        acc = rows["accuracy"].to_numpy() * 100
+        err = np.vstack([acc - rows["ci_low"].to_numpy() * 100, rows["ci_high"].to_numpy() * 100 - acc])
+        label = f"{e}: {METHOD_LABELS[m]}" if len(experiments) > 1 else METHOD_LABELS[m]
+        ax.bar(x, acc, width, yerr=err, capsize=2, label=label, color=cmap(j % 20))
+    if paper:
+        for i, n in enumerate(ns):
+            if n in paper:
+                ax.plot([i - 0.4, i + 0.4], [paper[n]] * 2, "k--", lw=1)
+        ax.plot([], [], "k--", lw=1, label="paper (CancerSiamese)")
+    for i, n in enumerate(ns):
+        ax.axhline(100 / n, xmin=(i + 0.1) / len(ns), xmax=(i + 0.9) / len(ns), color="grey", lw=0.8, ls=":")
+    ax.set_xticks(np.arange(len(ns)), [f"{n}-way" for n in ns])
+    ax.set_ylabel("accuracy (%) with 95 % Wilson interval")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def confusion_heatmap(confusion: pd.DataFrame, title: str):
+    """Row-normalised confusion matrix (true × predicted) with counts annotated."""
+    counts = confusion.to_numpy()
+    frac = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    n = len(confusion)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * confusion.shape[1], 1.0 + 0.5 * n))
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(confusion.shape[1]), confusion.columns, rotation=60, ha="right")
+    ax.set_yticks(range(n), confusion.index)
+    for i in range(n):
+        for j in range(confusion.shape[1]):
+            if counts[i, j]:
+                ax.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if frac[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted type")
+    ax.set_ylabel("true type")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.04, label="fraction of true type")
+    return fig
+
+
+def training_curves(histories: dict[str, pd.DataFrame], x: str, panels: Sequence[tuple[str, str]], title: str):
+    """One panel per (column, y label); one line per history."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (col, ylabel) in zip(axes[0], panels):
+        for name, hist in histories.items():
+            if col in hist and hist[col].notna().any():
+                ax.plot(hist[x], hist[col], marker=".", label=name)
+        ax.set_xlabel(x)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

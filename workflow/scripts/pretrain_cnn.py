@@ -1,0 +1,33 @@
+"""Rule pretrain_cnn: the 1D-CNN classifier on an experiment's training types (SPEC §2.1)."""
+
+import torch
+
+from oncoshot.experiments import save_model, select_samples, stratified_holdout
+from oncoshot.io import read_h5ad, read_tsv, write_tsv
+from oncoshot.runtime import run
+from oncoshot.training import pick_device, pretrain_cnn
+
+
+def main(sm, log):
+    torch.set_num_threads(sm.threads)
+    cohorts = {"TCGA": read_h5ad(sm.input.tcga), "MET500": read_h5ad(sm.input.met500)}
+    samples = read_tsv(sm.input.samples, required=("experiment", "sample_id", "cohort", "cancer_type", "split"))
+    X, y, _ = select_samples(cohorts, samples, sm.wildcards.experiment, "train", sm.input.samples)
+    p = sm.params
+    tr, va = stratified_holdout(y, p.validation_fraction, p.seed)
+    device = pick_device()
+    log.info("%s: %d training samples (%d held out for early stopping), %d types, %d genes, device %s",
+             sm.wildcards.experiment, len(tr), len(va), len(set(y)), X.shape[1], device)
+    result = pretrain_cnn(
+        X[tr], y[tr], X_val=X[va] if len(va) else None, y_val=y[va] if len(va) else None,
+        epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, patience=p.patience, seed=p.seed,
+        device=device, log=log.info, amp_bf16=p.amp_bf16,
+    )
+    genes = list(cohorts["TCGA"].var_names)
+    save_model(sm.output.model, kind="cnn", state_dict=result.state, genes=genes,
+               classes=list(result.classes), experiment=sm.wildcards.experiment,
+               best_epoch=int(result.history.attrs.get("best_epoch", -1)))
+    write_tsv(result.history, sm.output.history)
+
+
+run(main, snakemake)  # noqa: F821

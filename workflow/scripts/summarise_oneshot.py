@@ -1,0 +1,31 @@
+"""Rule summarise_oneshot: one tidy table of every evaluation, Fig. 3a/3b-like bar charts and the
+training curves."""
+
+import pandas as pd
+
+from oncoshot.io import read_tsv, write_tsv
+from oncoshot.plots import grouped_accuracy_bars, save_figure, training_curves
+from oncoshot.runtime import run
+
+PAPER_TCGA19 = {6: 89.67, 8: 87.32, 10: 84.59}
+
+
+def main(sm, log):
+    results = pd.concat([read_tsv(f) for f in sm.input.evaluations], ignore_index=True)
+    write_tsv(results, sm.output.table)
+    primary = [r for r in sm.params.primary_runs if r in set(results["experiment"])]
+    metastatic = [r for r in sm.params.metastatic_runs if r in set(results["experiment"])]
+    fig = grouped_accuracy_bars(results, primary, "Unseen primary types (TCGA test types)", paper=PAPER_TCGA19)
+    save_figure(fig, sm.output.primary_png, sm.output.primary_svg)
+    fig = grouped_accuracy_bars(results, metastatic, "Unseen metastatic types (MET500 test types)")
+    save_figure(fig, sm.output.metastatic_png, sm.output.metastatic_svg)
+    siamese = {f"{h.split('/')[-2]} {h.split('/')[-1].split('_')[1]}": read_tsv(h) for h in sm.input.siamese_histories}
+    fig = training_curves(siamese, "iteration", [("train_loss", "training BCE loss"),
+                                                 ("val_accuracy", "validation 10-way accuracy")],
+                          "Siamese training")
+    save_figure(fig, sm.output.curves_png, sm.output.curves_svg)
+    for row in results.itertuples():
+        log.info("%s %s %d-way: %.3f", row.experiment, row.method, row.n_way, row.accuracy)
+
+
+run(main, snakemake)  # noqa: F821

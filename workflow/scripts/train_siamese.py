@@ -1,0 +1,49 @@
+"""Rule train_siamese: CancerSiamese on balanced pairs, best validation weights (SPEC §2.2)."""
+
+from pathlib import Path
+
+import torch
+
+from oncoshot.experiments import load_model, save_model, select_samples
+from oncoshot.io import read_h5ad, read_tsv, write_tsv
+from oncoshot.runtime import run
+from oncoshot.training import pick_device, train_siamese
+
+
+def main(sm, log):
+    torch.set_num_threads(sm.threads)
+    exp, init = sm.wildcards.experiment, sm.wildcards.init
+    cohorts = {"TCGA": read_h5ad(sm.input.tcga), "MET500": read_h5ad(sm.input.met500)}
+    samples = read_tsv(sm.input.samples, required=("experiment", "sample_id", "cohort", "cancer_type", "split"))
+    X, y, _ = select_samples(cohorts, samples, exp, "train", sm.input.samples)
+    Xv, yv, _ = select_samples(cohorts, samples, exp, "validation", sm.input.samples)
+    tower = None
+    if init == "transfer":
+        cnn = load_model(sm.input.cnn, kind="cnn")
+        if cnn["genes"] != list(cohorts["TCGA"].var_names):
+            raise ValueError(f"{sm.input.cnn}: genes differ from the training matrix")
+        tower = cnn["state_dict"]
+    p = sm.params
+    n_val_types = len(set(yv))
+    val_n_way = min(p.val_n_way, n_val_types)
+    if val_n_way < p.val_n_way:
+        log.warning("only %d validation types: validating %d-way instead of %d-way",
+                    n_val_types, val_n_way, p.val_n_way)
+    device = pick_device()
+    log.info("%s/%s: %d training samples in %d types, %d validation samples in %d types, %d genes, device %s",
+             exp, init, len(y), len(set(y)), len(yv), n_val_types, X.shape[1], device)
+    checkpoint = Path(sm.params.checkpoint)
+    result = train_siamese(
+        X, y, Xv, yv, tower_state=tower, distance=p.distance, iterations=p.iterations,
+        batch_size=p.batch_size, lr=p.lr, val_every=p.val_every, val_tasks=p.val_tasks,
+        val_n_way=val_n_way, seed=p.seed, device=device, checkpoint_path=checkpoint,
+        log=log.info, amp_bf16=p.amp_bf16,
+    )
+    save_model(sm.output.model, kind="siamese", state_dict=result.state,
+               genes=list(cohorts["TCGA"].var_names), distance=p.distance, experiment=exp, init=init,
+               best_iteration=int(result.history.attrs.get("best_iteration", -1)))
+    write_tsv(result.history, sm.output.history)
+    checkpoint.unlink(missing_ok=True)  # finished: the model file is the output
+
+
+run(main, snakemake)  # noqa: F821
