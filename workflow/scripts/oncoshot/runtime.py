@@ -17,6 +17,7 @@ import logging
 import sys
 import time
 import traceback
+import warnings
 from typing import Any, Callable
 
 from .errors import OncoShotError
@@ -40,7 +41,13 @@ def setup_logging(log_path: str | None, name: str = "oncoshot") -> logging.Logge
     sh.setFormatter(fmt)
     root.addHandler(sh)
     logging.captureWarnings(True)
+    warnings.formatwarning = _short_warning
     return logging.getLogger(name)
+
+
+def _short_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings in the log as 'Category: message' (no source-line context)."""
+    return f"{category.__name__}: {message}"
 
 
 def run(main: Callable[[Any, logging.Logger], None], sm: Any) -> None:
