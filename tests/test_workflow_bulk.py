@@ -103,10 +103,10 @@ def test_filter_edit_reruns_only_downstream(demo_run, tmp_path):
     n_before = len(pd.read_csv(demo_run / "results/bulk/filtered/genes_kept.tsv", sep="\t"))
     override = tmp_path / "override.yaml"
     override.write_text("bulk:\n  filter_threshold: 0.7\n")
-    plan = snakemake(demo_run, "-n", "--configfile", "config/config.yaml", str(override), *SPLIT_TARGETS)
+    plan = snakemake(demo_run, *SPLIT_TARGETS, "-n", "--configfile", "config/config.yaml", str(override))
     jobs = planned_jobs(plan.stdout + plan.stderr)
     assert jobs == {"filter_genes": 1, "merge_labels": 2, "split_types": 1}, jobs
-    snakemake(demo_run, "--configfile", "config/config.yaml", str(override), *SPLIT_TARGETS)
+    snakemake(demo_run, *SPLIT_TARGETS, "--configfile", "config/config.yaml", str(override))
     assert os.stat(harmonised).st_mtime_ns == before
     kept = pd.read_csv(demo_run / "results/bulk/filtered/genes_kept.tsv", sep="\t")
     assert len(kept) > n_before  # a lower threshold keeps more genes
@@ -133,3 +133,10 @@ def test_full_config_plans_without_network(tmp_path):
     assert jobs["download"] == 33 * 2 + 1 + 2
     assert jobs["harmonise_tcga"] == 1 and jobs["split_types"] == 1
     assert not (work / "results").exists() or not any((work / "results").rglob("*.gz"))
+
+
+def test_lint_is_clean(tmp_path):
+    work = make_workdir(tmp_path / "lint")
+    proc = snakemake(work, "--lint", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Congratulations" in out, out[-3000:]

@@ -1,0 +1,78 @@
+"""Workflow test: the demo through CNN pretraining, Siamese training and one-shot evaluation, with
+a config override that keeps training short (the numbers are not the point here; the wiring is)."""
+
+from __future__ import annotations
+
+import struct
+
+import pandas as pd
+import pytest
+
+from oncoshot.experiments import load_model
+from workflow_utils import make_workdir, snakemake
+
+pytestmark = pytest.mark.workflow
+
+FAST = """
+pretrain: {epochs: 3, batch_size: 64, patience: 2}
+siamese: {iterations: 20, val_every: 10, val_tasks: 50}
+evaluation: {n_tasks: 300}
+"""
+TARGETS = ["results/evaluation/oneshot_results.tsv", "results/evaluation/cnn_primary_to_met/accuracy.tsv"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    work = make_workdir(tmp_path_factory.mktemp("demo_oneshot"))
+    (work / "fast.yaml").write_text(FAST)
+    snakemake(work, *TARGETS, "--configfile", "config/config.yaml", "fast.yaml")
+    return work
+
+
+def test_results_table_is_complete_and_consistent(run_dir):
+    res = pd.read_csv(run_dir / "results/evaluation/oneshot_results.tsv", sep="\t")
+    runs = {"tcga9", "tcga14", "tcga19", "tcga19_scratch", "met500", "tcga19_on_met500"}
+    assert set(res["experiment"]) == runs
+    assert set(res["method"]) == {"siamese", "nn_euclidean", "nn_pearson", "cnn_cosine"}
+    assert set(res["n_way"]) == {6, 8, 10}
+    assert len(res) == len(runs) * 4 * 3
+    assert (res["tasks"] == 300).all()
+    assert ((res["ci_low"] <= res["accuracy"]) & (res["accuracy"] <= res["ci_high"])).all()
+    # the same seed gives the same tasks for every model tested on the same samples:
+    # the baselines do not depend on the model, so they must agree across runs exactly
+    base = res[res["method"].isin(["nn_euclidean", "nn_pearson"])]
+    tcga = base[base["test"].str.startswith("tcga")].pivot_table(
+        index=["method", "n_way"], columns="experiment", values="accuracy")
+    assert (tcga.nunique(axis=1) == 1).all(), tcga
+    met = base[base["test"] == "met500"].pivot_table(index=["method", "n_way"], columns="experiment", values="accuracy")
+    assert (met.nunique(axis=1) == 1).all(), met
+
+
+def test_models_histories_and_figures(run_dir):
+    models = run_dir / "results/models"
+    for exp in ("tcga9", "tcga14", "tcga19", "met500", "cnn_primary_to_met"):
+        cnn = load_model(models / exp / "cnn.pt", kind="cnn")
+        assert len(cnn["classes"]) >= 2
+    for exp, init in [("tcga19", "transfer"), ("tcga19", "scratch"), ("met500", "transfer")]:
+        siam = load_model(models / exp / f"siamese_{init}.pt", kind="siamese")
+        assert siam["distance"] == "sq" and siam["init"] == init
+        hist = pd.read_csv(models / exp / f"siamese_{init}_history.tsv", sep="\t")
+        assert list(hist["iteration"]) == [10, 20]
+        assert not (models / exp / f"siamese_{init}.ckpt").exists()  # removed once finished
+    ev = run_dir / "results/evaluation"
+    for name in ("fig3a_primary", "fig3b_metastatic", "training_curves", "cnn_primary_to_met/confusion"):
+        png = (ev / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = struct.unpack(">II", png[16:24])
+        assert width > 300 and height > 200
+        assert (ev / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+    acc = pd.read_csv(ev / "cnn_primary_to_met/accuracy.tsv", sep="\t")
+    assert acc.loc[0, "n_types"] == 10 and 0 <= acc.loc[0, "accuracy"] <= 1
+    pred = pd.read_csv(ev / "cnn_primary_to_met/predictions.tsv", sep="\t")
+    assert len(pred) == acc.loc[0, "n_samples"]
+    assert acc.loc[0, "accuracy"] == pytest.approx((pred["true_type"] == pred["predicted_type"]).mean())
+
+
+def test_logs_show_progress_and_eta(run_dir):
+    log = (run_dir / "results/logs/models/tcga19/train_siamese_transfer.log").read_text()
+    assert "ETA" in log and "val" in log.lower()
