@@ -140,3 +140,20 @@ def test_lint_is_clean(tmp_path):
     proc = snakemake(work, "--lint", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "Congratulations" in out, out[-3000:]
+
+
+def test_bad_checksum_fails_cleanly(tmp_path):
+    work = make_workdir(tmp_path / "sum")
+    src = "resources/demo/bulk/MET500_M.meta.plus.txt"
+    bad = tmp_path / "bad_sum.yaml"
+    bad.write_text(f"checksums:\n  {src}: '{'0' * 64}'\n")
+    target = "results/downloads/met500/metadata.tsv"
+    proc = snakemake(work, target, "--configfile", "config/config.yaml", str(bad), check=False)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    log_path = work / "results/logs/download/met500/metadata.tsv.log"
+    assert log_path.exists(), proc.stdout + proc.stderr
+    log = log_path.read_text()
+    assert "sha256 mismatch" in log and src in log
+    assert not (work / target).exists()
+    folder = work / "results/downloads/met500"
+    assert not folder.exists() or not any(folder.iterdir())  # no temp file either
