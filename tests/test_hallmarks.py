@@ -219,3 +219,18 @@ def test_pooled_validation_bulk():
     assert set(only_pos.obs["status"]) == {"positive"} and len(only_pos) == 9
     none, _ = pooled_validation_bulk(counts, obs, labels, min_cells=10_000)
     assert none.n_obs == 0
+
+
+def test_apply_thresholds_matches_label_cells_on_the_fitting_data():
+    from oncoshot.hallmarks import apply_thresholds, label_cells
+
+    rng = np.random.default_rng(7)
+    scores = pd.DataFrame({"IA": np.r_[rng.normal(0.2, 0.05, 200), rng.normal(0.6, 0.05, 150)],
+                           "AIM": rng.uniform(0, 1, 350)},
+                          index=[f"c{i}" for i in range(350)])
+    tissue = pd.Series(["Breast"] * 200 + ["Brain"] * 150, index=scores.index)
+    labels, thresholds = label_cells(scores, tissue)
+    again = apply_thresholds(scores, tissue, thresholds)
+    pd.testing.assert_frame_equal(labels, again, check_dtype=False)
+    with pytest.raises(Exception, match="no threshold for tissue 'Lung'"):
+        apply_thresholds(scores.iloc[:3], ["Lung"] * 3, thresholds)

@@ -214,3 +214,19 @@ def test_qc_defaults_and_multiple_reasons():
     adata.obs = adata.obs.drop(columns="sample_type")
     kept, per_cell, _ = qc_cells(adata, min_genes=50, max_genes=120)
     assert "c7" in kept.obs_names and not per_cell["is_normal"].any()
+
+
+def test_select_cell_types_keeps_named_types_only():
+    import anndata as ad
+
+    from oncoshot.singlecell import select_cell_types
+
+    obs = pd.DataFrame({"cell_type": ["Malignant", " malignant ", "T cell", "Fibroblast"]},
+                       index=list("abcd"))
+    a = ad.AnnData(sp.csr_matrix(np.eye(4, 3, dtype=np.float32)), obs=obs)
+    kept, dropped = select_cell_types(a, "cell_type", ["Malignant"])
+    assert list(kept.obs_names) == ["a", "b"] and dropped == 2
+    same, none = select_cell_types(a, "cell_type", [])
+    assert same.n_obs == 4 and none == 0
+    with pytest.raises(InputError, match="cell-type column missing"):
+        select_cell_types(a, "celltype", ["Malignant"])

@@ -52,10 +52,34 @@ def _download_table(cfg):
     met = cfg["met500"]
     table["met500/expression.tsv.gz"] = met["expression_url"]
     table["met500/metadata.tsv"] = met["metadata_url"]
+    sc = cfg["singlecell"]
+    for study in sc["studies"]:
+        table[f"scrna/{_archive_name(study)}"] = study["url"]
+    table["genesets/hallmark_gene_sets.csv"] = sc["gene_sets_url"]
     return table
 
 
+def _archive_name(study):
+    """File name of a study's archive under results/downloads/scrna (keeps the archive suffix)."""
+    base = os.path.basename(_local_path(study["url"]).split("?")[0])
+    for suffix in (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip"):
+        if base.endswith(suffix):
+            return study["name"] + suffix
+    raise WorkflowError(
+        f"config key 'singlecell.studies' ({study['name']}): url must end in .tar.gz, .tgz, "
+        f".tar.bz2, .tar.xz, .tar or .zip, got '{base}'"
+    )
+
+
 DOWNLOADS = _download_table(config)
+STUDIES = {
+    s["name"]: dict(s, archive=_archive_name(s), tissue=s.get("tissue") or s["name"].rsplit("_", 1)[-1])
+    for s in config["singlecell"]["studies"]
+}
+
+
+def studies_with_role(role):
+    return [name for name, s in STUDIES.items() if s["role"] == role]
 
 
 def download_url(wildcards):
@@ -74,7 +98,9 @@ def download_sha256(wildcards):
 def download_local_input(wildcards):
     """Local sources are declared as inputs so that editing them re-runs what depends on them."""
     url = download_url(wildcards)
-    return [_local_path(url)] if _is_local(url) else []
+    # a missing local file is not declared, so that `snakemake -n` still plans the run; the
+    # download job then fails with a message naming the path
+    return [_local_path(url)] if _is_local(url) and os.path.exists(_local_path(url)) else []
 
 
 def downloaded(key):
@@ -158,5 +184,15 @@ def oneshot_targets():
     ]
 
 
+def singlecell_targets():
+    return (
+        [
+            f"{RESULTS}/singlecell/synthetic_bulk_train.h5ad",
+            f"{RESULTS}/singlecell/labels/thresholds.tsv",
+        ]
+        + expand(f"{RESULTS}/singlecell/qc/{{study}}_summary.tsv", study=list(STUDIES))
+    )
+
+
 def all_targets():
-    return bulk_targets() + oneshot_targets()
+    return bulk_targets() + oneshot_targets() + singlecell_targets()

@@ -332,3 +332,29 @@ def pooled_validation_bulk(
                 if pooled.size >= min_cells:
                     members.append((g, hallmark, status, 0, pooled))
     return _assemble(counts, obs, genes, group_frame, group_by, members, list(group_by) + ["study", "sample"])
+
+
+def apply_thresholds(scores_df: pd.DataFrame, tissue_series: pd.Series | Sequence[str],
+                     thresholds: pd.DataFrame) -> pd.DataFrame:
+    """Label cells with thresholds fitted elsewhere (e.g. held-out studies with the training
+    studies' per-tissue thresholds): 1.0 if score > high, 0.0 if score < low, NaN otherwise.
+
+    ``thresholds`` is the table of :func:`label_cells` (``tissue``, ``hallmark``, ``low``,
+    ``high``). A tissue × hallmark without a threshold row is an InputError naming it.
+    """
+    tissue = (tissue_series.reindex(scores_df.index) if isinstance(tissue_series, pd.Series)
+              else pd.Series(list(tissue_series), index=scores_df.index))
+    table = thresholds.set_index(["tissue", "hallmark"])
+    labels = pd.DataFrame(np.nan, index=scores_df.index, columns=scores_df.columns, dtype=float)
+    for t in pd.unique(tissue):
+        rows = (tissue == t).to_numpy()
+        for h in scores_df.columns:
+            if (t, h) not in table.index:
+                raise InputError(None, "tissue", f"no threshold for tissue {t!r}, hallmark {h!r}")
+            low, high = table.loc[(t, h), ["low", "high"]]
+            s = scores_df.loc[rows, h].to_numpy(dtype=float)
+            lab = np.full(s.shape, np.nan)
+            lab[s > high] = 1.0
+            lab[s < low] = 0.0
+            labels.loc[rows, h] = lab
+    return labels

@@ -102,3 +102,47 @@ def training_curves(histories: dict[str, pd.DataFrame], x: str, panels: Sequence
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def qc_scatter(per_cell: pd.DataFrame, max_mito: float, min_genes: int, max_genes: int, title: str):
+    """Detected genes vs mitochondrial fraction per cell, kept / dropped coloured, thresholds drawn."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    kept = per_cell["passed"].to_numpy(bool)
+    for mask, colour, label in ((kept, "tab:blue", "kept"), (~kept, "tab:red", "dropped")):
+        ax.scatter(per_cell.loc[mask, "n_genes"], per_cell.loc[mask, "mito_fraction"] * 100, s=4,
+                   alpha=0.5, c=colour, label=f"{label} ({int(mask.sum())})", rasterized=True)
+    ax.axhline(max_mito * 100, color="k", ls="--", lw=1)
+    for x in (min_genes, max_genes):
+        ax.axvline(x, color="k", ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("detected genes per cell (log scale)")
+    ax.set_ylabel("mitochondrial counts (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, markerscale=3)
+    return fig
+
+
+def otsu_histograms(scores: pd.DataFrame, tissue: pd.Series, thresholds: pd.DataFrame, title: str):
+    """One panel per hallmark: score histogram per tissue with its low / high Otsu thresholds."""
+    hallmarks = list(scores.columns)
+    ncol = 5
+    nrow = int(np.ceil(len(hallmarks) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), squeeze=False)
+    tissues = sorted(pd.unique(tissue))
+    colours = {t: plt.get_cmap("tab10")(i % 10) for i, t in enumerate(tissues)}
+    table = thresholds.set_index(["tissue", "hallmark"])
+    for ax, h in zip(axes.flat, hallmarks):
+        for t in tissues:
+            s = scores.loc[(tissue == t).to_numpy(), h].dropna()
+            ax.hist(s, bins=40, alpha=0.45, color=colours[t], label=t)
+            if (t, h) in table.index:
+                ax.axvline(table.loc[(t, h), "low"], color=colours[t], ls="--", lw=1)
+                ax.axvline(table.loc[(t, h), "high"], color=colours[t], ls="-", lw=1)
+        ax.set_title(h, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(hallmarks):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"{title}\n(dashed: low threshold, solid: high threshold; per tissue)")
+    fig.tight_layout()
+    return fig

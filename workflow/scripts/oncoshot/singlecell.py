@@ -370,3 +370,16 @@ def qc_cells(
     summary = summary.reset_index()
     filtered = adata[passed].copy()
     return filtered, per_cell, summary
+
+
+def select_cell_types(adata: ad.AnnData, column: str, keep: Sequence[str]) -> tuple[ad.AnnData, int]:
+    """Keep cells whose ``obs[column]`` is one of ``keep`` (stripped, case-insensitive); an empty
+    ``keep`` keeps every cell. Returns ``(subset, n_dropped)``. A missing column is an InputError."""
+    if not keep:
+        return adata, 0
+    if column not in adata.obs:
+        raise InputError(adata.uns.get("source"), column,
+                         f"cell-type column missing (have {list(adata.obs.columns)})")
+    wanted = {str(k).strip().lower() for k in keep}
+    mask = adata.obs[column].astype(str).str.strip().str.lower().isin(wanted).to_numpy()
+    return adata[mask].copy(), int((~mask).sum())
