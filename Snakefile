@@ -19,6 +19,7 @@ include: "workflow/rules/download.smk"
 include: "workflow/rules/bulk.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/markers.smk"
 include: "workflow/rules/singlecell.smk"
 include: "workflow/rules/hallmarks.smk"
 

@@ -17,8 +17,11 @@ FAST = """
 pretrain: {epochs: 3, batch_size: 64, patience: 2}
 siamese: {iterations: 20, val_every: 10, val_tasks: 50}
 evaluation: {n_tasks: 300}
+markers: {max_pairs_per_type: 20, selection: {n_tasks: 300}}
 """
-TARGETS = ["results/evaluation/oneshot_results.tsv", "results/evaluation/cnn_primary_to_met/accuracy.tsv"]
+TARGETS = ["results/evaluation/oneshot_results.tsv", "results/evaluation/cnn_primary_to_met/accuracy.tsv",
+           "results/markers/enrichment.tsv", "results/markers/primary_vs_metastatic/gnb_accuracy.tsv",
+           "results/markers/tcga19/heatmap.png", "results/markers/met500/heatmap.png"]
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +79,31 @@ def test_models_histories_and_figures(run_dir):
 def test_logs_show_progress_and_eta(run_dir):
     log = (run_dir / "results/logs/models/tcga19/train_siamese_transfer.log").read_text()
     assert "ETA" in log and "val" in log.lower()
+
+
+def test_marker_outputs(run_dir):
+    m = run_dir / "results/markers"
+    for exp in ("tcga19", "met500"):
+        scores = pd.read_csv(m / exp / "gene_scores.tsv", sep="\t")
+        assert list(scores["rank"]) == list(range(1, len(scores) + 1))
+        assert scores["score"].is_monotonic_decreasing
+        assert scores["gene_id"].str.startswith("ENSG").all() and scores["symbol"].notna().all()
+        sel = pd.read_csv(m / exp / "forward_selection.tsv", sep="\t")
+        ks = list(sel["k"])
+        assert ks[:3] == [10, 20, 30] and ks == sorted(ks) and ks[-1] == len(scores)
+        # the all-genes 1-NN on the same tasks equals the last k (every gene)
+        assert sel["accuracy"].iloc[-1] == pytest.approx(sel["all_genes_accuracy"].iloc[0])
+        markers = pd.read_csv(m / exp / "markers.tsv", sep="\t")
+        best = sel.loc[sel["accuracy"].idxmax()]
+        assert len(markers) == sel.loc[sel["accuracy"] == best["accuracy"], "k"].min()
+        assert list(markers["gene_id"]) == list(scores["gene_id"].head(len(markers)))
+        for fig in ("tsne_train", "tsne_test", "heatmap", "forward_selection"):
+            assert (m / exp / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
+    gnb = pd.read_csv(m / "primary_vs_metastatic/gnb_accuracy.tsv", sep="\t")
+    assert list(gnb["k"]) == list(range(10, 101, 10)) and gnb["chosen"].sum() == 1
+    assert ((gnb["accuracy"] >= 0) & (gnb["accuracy"] <= 1)).all()
+    enr = pd.read_csv(m / "enrichment.tsv", sep="\t")
+    assert set(enr["marker_list"]) == {"primary", "metastatic"} and len(enr) == 20
+    assert ((enr["q_value"] >= enr["p_value"] - 1e-12)).all()
+    ov = pd.read_csv(m / "overlap.tsv", sep="\t")
+    assert 0 <= ov.loc[0, "jaccard"] <= 1

@@ -194,5 +194,16 @@ def singlecell_targets():
     )
 
 
+def marker_targets():
+    m = config["markers"]
+    return (
+        [
+            f"{RESULTS}/markers/enrichment.tsv",
+            f"{RESULTS}/markers/primary_vs_metastatic/gnb_accuracy.tsv",
+        ]
+        + expand(f"{RESULTS}/markers/{{experiment}}/heatmap.png", experiment=m["experiments"])
+    )
+
+
 def all_targets():
-    return bulk_targets() + oneshot_targets() + singlecell_targets()
+    return bulk_targets() + oneshot_targets() + marker_targets() + singlecell_targets()

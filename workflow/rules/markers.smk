@@ -1,0 +1,135 @@
+# Marker genes (SPEC §2.4): guided-backpropagation saliency, forward selection, primary vs
+# metastatic, overlap and hallmark enrichment, figures.
+
+
+rule marker_scores:
+    input:
+        siamese=lambda wc: siamese_model(wc.experiment, config["markers"]["init"]),
+        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
+        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
+        samples=f"{RESULTS}/bulk/splits/samples.tsv",
+    output:
+        f"{RESULTS}/markers/{{experiment}}/gene_scores.tsv",
+    params:
+        max_pairs_per_type=config["markers"]["max_pairs_per_type"],
+        batch_size=config["markers"]["batch_size"],
+        rank_by=config["markers"]["rank_by"],
+        seed=config["seed"],
+    wildcard_constraints:
+        experiment="|".join(config["markers"]["experiments"]),
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        f"{LOGS}/markers/{{experiment}}/marker_scores.log",
+    benchmark:
+        f"{BENCH}/markers/{{experiment}}/marker_scores.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/marker_scores.py"
+
+
+rule forward_selection:
+    input:
+        scores=f"{RESULTS}/markers/{{experiment}}/gene_scores.tsv",
+        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
+        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
+        samples=f"{RESULTS}/bulk/splits/samples.tsv",
+    output:
+        table=f"{RESULTS}/markers/{{experiment}}/forward_selection.tsv",
+        markers=f"{RESULTS}/markers/{{experiment}}/markers.tsv",
+        png=f"{RESULTS}/markers/{{experiment}}/forward_selection.png",
+        svg=f"{RESULTS}/markers/{{experiment}}/forward_selection.svg",
+    params:
+        step=config["markers"]["selection"]["step"],
+        max_k=config["markers"]["selection"]["max_k"],
+        n_way=config["markers"]["selection"]["n_way"],
+        n_tasks=config["markers"]["selection"]["n_tasks"],
+        seed=config["seed"],
+    wildcard_constraints:
+        experiment="|".join(config["markers"]["experiments"]),
+    log:
+        f"{LOGS}/markers/{{experiment}}/forward_selection.log",
+    benchmark:
+        f"{BENCH}/markers/{{experiment}}/forward_selection.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/forward_selection.py"
+
+
+rule marker_figures:
+    input:
+        markers=f"{RESULTS}/markers/{{experiment}}/markers.tsv",
+        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
+        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
+        samples=f"{RESULTS}/bulk/splits/samples.tsv",
+    output:
+        tsne_train_png=f"{RESULTS}/markers/{{experiment}}/tsne_train.png",
+        tsne_train_svg=f"{RESULTS}/markers/{{experiment}}/tsne_train.svg",
+        tsne_test_png=f"{RESULTS}/markers/{{experiment}}/tsne_test.png",
+        tsne_test_svg=f"{RESULTS}/markers/{{experiment}}/tsne_test.svg",
+        heatmap_png=f"{RESULTS}/markers/{{experiment}}/heatmap.png",
+        heatmap_svg=f"{RESULTS}/markers/{{experiment}}/heatmap.svg",
+    params:
+        seed=config["seed"],
+    wildcard_constraints:
+        experiment="|".join(config["markers"]["experiments"]),
+    log:
+        f"{LOGS}/markers/{{experiment}}/marker_figures.log",
+    benchmark:
+        f"{BENCH}/markers/{{experiment}}/marker_figures.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/marker_figures.py"
+
+
+rule primary_vs_metastatic:
+    input:
+        scores=f"{RESULTS}/markers/{config['markers']['primary_experiment']}/gene_scores.tsv",
+        markers=f"{RESULTS}/markers/{config['markers']['primary_experiment']}/markers.tsv",
+        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
+        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
+        samples=f"{RESULTS}/bulk/splits/samples.tsv",
+    output:
+        table=f"{RESULTS}/markers/primary_vs_metastatic/gnb_accuracy.tsv",
+        png=f"{RESULTS}/markers/primary_vs_metastatic/gnb_accuracy.png",
+        svg=f"{RESULTS}/markers/primary_vs_metastatic/gnb_accuracy.svg",
+        tsne_png=expand(f"{RESULTS}/markers/primary_vs_metastatic/tsne_top{{k}}.png", k=config["markers"]["tsne_top"]),
+        tsne_svg=expand(f"{RESULTS}/markers/primary_vs_metastatic/tsne_top{{k}}.svg", k=config["markers"]["tsne_top"]),
+    params:
+        primary_experiment=config["markers"]["primary_experiment"],
+        metastatic_experiment=config["markers"]["metastatic_experiment"],
+        ks=config["markers"]["gnb"]["ks"],
+        n_folds=config["markers"]["gnb"]["n_folds"],
+        tsne_top=config["markers"]["tsne_top"],
+        seed=config["seed"],
+    log:
+        f"{LOGS}/markers/primary_vs_metastatic.log",
+    benchmark:
+        f"{BENCH}/markers/primary_vs_metastatic.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/primary_vs_metastatic.py"
+
+
+rule marker_enrichment:
+    input:
+        primary=f"{RESULTS}/markers/{config['markers']['primary_experiment']}/markers.tsv",
+        metastatic=f"{RESULTS}/markers/{config['markers']['metastatic_experiment']}/markers.tsv",
+        universe=f"{RESULTS}/bulk/filtered/genes_kept.tsv",
+        gene_sets=downloaded("genesets/hallmark_gene_sets.csv"),
+    output:
+        enrichment=f"{RESULTS}/markers/enrichment.tsv",
+        overlap=f"{RESULTS}/markers/overlap.tsv",
+    log:
+        f"{LOGS}/markers/marker_enrichment.log",
+    benchmark:
+        f"{BENCH}/markers/marker_enrichment.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/marker_enrichment.py"

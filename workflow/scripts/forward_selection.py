@@ -1,0 +1,33 @@
+"""Rule forward_selection: 1-NN 6-way one-shot accuracy on the test types with the top-k ranked
+genes, k = 10, 20, ...; the marker set is the best k (SPEC §2.4)."""
+
+from oncoshot.experiments import select_samples
+from oncoshot.io import read_h5ad, read_tsv, write_tsv
+from oncoshot.marker_plots import forward_selection_plot
+from oncoshot.markers import best_k, forward_selection
+from oncoshot.plots import save_figure
+from oncoshot.runtime import run
+
+
+def main(sm, log):
+    p = sm.params
+    cohorts = {"TCGA": read_h5ad(sm.input.tcga), "MET500": read_h5ad(sm.input.met500)}
+    samples = read_tsv(sm.input.samples, required=("experiment", "sample_id", "cohort", "cancer_type", "split"))
+    X, y, _ = select_samples(cohorts, samples, sm.wildcards.experiment, "test", sm.input.samples)
+    scores = read_tsv(sm.input.scores, required=("gene_id", "symbol", "rank"))
+    genes = list(cohorts["TCGA"].var_names)
+    n_way = min(p.n_way, len(set(y)))
+    table = forward_selection(X, y, list(scores["gene_id"]), step=p.step, max_k=p.max_k, n_way=n_way,
+                              n_tasks=p.n_tasks, seed=p.seed, genes=genes)
+    k = best_k(table)
+    best = table.loc[table["k"] == k].iloc[0]
+    log.info("%s: best k = %d, %d-way accuracy %.4f; all %d genes %.4f", sm.wildcards.experiment, k, n_way,
+             best["accuracy"], len(genes), table["all_genes_accuracy"].iloc[0])
+    write_tsv(table, sm.output.table)
+    write_tsv(scores.head(k), sm.output.markers)
+    fig = forward_selection_plot(table, f"{sm.wildcards.experiment}: forward selection on the test types",
+                                 best=k, n_way=n_way)
+    save_figure(fig, sm.output.png, sm.output.svg)
+
+
+run(main, snakemake)  # noqa: F821

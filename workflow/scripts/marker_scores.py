@@ -1,0 +1,36 @@
+"""Rule marker_scores: guided-backpropagation saliency of the Siamese network on same-type pairs of
+the training types; gene score = mean over pairs of (w0 + w1) / 2 (SPEC §2.4)."""
+
+import torch
+
+from oncoshot.experiments import load_model, select_samples
+from oncoshot.io import read_h5ad, read_tsv, write_tsv
+from oncoshot.markers import gene_scores
+from oncoshot.models import SiameseNet
+from oncoshot.runtime import run
+from oncoshot.training import pick_device
+
+
+def main(sm, log):
+    torch.set_num_threads(sm.threads)
+    p = sm.params
+    cohorts = {"TCGA": read_h5ad(sm.input.tcga), "MET500": read_h5ad(sm.input.met500)}
+    samples = read_tsv(sm.input.samples, required=("experiment", "sample_id", "cohort", "cancer_type", "split"))
+    X, y, _ = select_samples(cohorts, samples, sm.wildcards.experiment, "train", sm.input.samples)
+    f = load_model(sm.input.siamese, kind="siamese")
+    var = cohorts["TCGA"].var
+    if f["genes"] != list(var.index):
+        raise ValueError(f"{sm.input.siamese}: model genes differ from the matrix")
+    model = SiameseNet(len(var), distance=f["distance"])
+    model.load_state_dict(f["state_dict"])
+    device = pick_device()
+    table = gene_scores(model, X, y, max_pairs_per_type=p.max_pairs_per_type, seed=p.seed,
+                        batch_size=p.batch_size, device=device, genes=list(var.index), rank_by=p.rank_by)
+    log.info("%s: %d same-type pairs over %d training types, ranked by %s", sm.wildcards.experiment,
+             table.attrs.get("n_pairs", -1), len(set(y)), p.rank_by)
+    table = table.rename(columns={"gene": "gene_id"})
+    table.insert(1, "symbol", var["symbol"].reindex(table["gene_id"]).to_numpy())
+    write_tsv(table, sm.output[0])
+
+
+run(main, snakemake)  # noqa: F821
