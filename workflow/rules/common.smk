@@ -205,5 +205,19 @@ def marker_targets():
     )
 
 
+HALLMARK_TRAIN_PARAMS = {
+    k: config["hallmark_model"][k]
+    for k in ("n_top", "lr", "batch_size", "max_epochs", "plateau_patience", "lr_factor", "min_lr", "stop_patience")
+}
+
+
+def hallmark_targets():
+    return [
+        f"{RESULTS}/hallmarks/cv_summary.tsv",
+        f"{RESULTS}/hallmarks/heldout_metrics.tsv",
+        f"{RESULTS}/hallmarks/bulk_activity.tsv",
+    ]
+
+
 def all_targets():
-    return bulk_targets() + oneshot_targets() + marker_targets() + singlecell_targets()
+    return bulk_targets() + oneshot_targets() + marker_targets() + singlecell_targets() + hallmark_targets()

@@ -63,3 +63,99 @@ rule combine_synthetic_bulk:
         "../../envs/oncoshot.yaml"
     script:
         "../scripts/combine_synthetic_bulk.py"
+
+
+# OncoMark N-MTL hallmark model (SPEC §3.6) and the hallmark activity of every bulk sample.
+
+
+rule train_hallmark_model:
+    input:
+        f"{RESULTS}/singlecell/synthetic_bulk_train.h5ad",
+    output:
+        model=f"{RESULTS}/hallmarks/model.pt",
+        history=f"{RESULTS}/hallmarks/model_history.tsv",
+    params:
+        **HALLMARK_TRAIN_PARAMS,
+        seed=config["seed"],
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        f"{LOGS}/hallmarks/train_hallmark_model.log",
+    benchmark:
+        f"{BENCH}/hallmarks/train_hallmark_model.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/train_hallmark_model.py"
+
+
+rule cv_hallmark_model:
+    input:
+        f"{RESULTS}/singlecell/synthetic_bulk_train.h5ad",
+    output:
+        folds=f"{RESULTS}/hallmarks/cv_folds.tsv",
+        summary=f"{RESULTS}/hallmarks/cv_summary.tsv",
+        png=f"{RESULTS}/hallmarks/cv_auroc.png",
+        svg=f"{RESULTS}/hallmarks/cv_auroc.svg",
+    params:
+        **HALLMARK_TRAIN_PARAMS,
+        n_splits=config["hallmark_model"]["cv_folds"],
+        n_repeats=config["hallmark_model"]["cv_repeats"],
+        seed=config["seed"],
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        f"{LOGS}/hallmarks/cv_hallmark_model.log",
+    benchmark:
+        f"{BENCH}/hallmarks/cv_hallmark_model.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/cv_hallmark_model.py"
+
+
+rule validate_hallmark_model:
+    input:
+        model=f"{RESULTS}/hallmarks/model.pt",
+        validation=f"{RESULTS}/singlecell/synthetic_bulk_validation.h5ad",
+    output:
+        f"{RESULTS}/hallmarks/heldout_metrics.tsv",
+    log:
+        f"{LOGS}/hallmarks/validate_hallmark_model.log",
+    benchmark:
+        f"{BENCH}/hallmarks/validate_hallmark_model.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/validate_hallmark_model.py"
+
+
+rule bulk_hallmark_activity:
+    input:
+        model=f"{RESULTS}/hallmarks/model.pt",
+        tcga=f"{RESULTS}/bulk/harmonised/tcga.h5ad",
+        met500=f"{RESULTS}/bulk/harmonised/met500.h5ad",
+        label_map=config["bulk"]["label_map"],
+    output:
+        activity=f"{RESULTS}/hallmarks/bulk_activity.tsv",
+        missing=f"{RESULTS}/hallmarks/bulk_missing_genes.tsv",
+        comparison=f"{RESULTS}/hallmarks/primary_vs_metastatic.tsv",
+        heatmap_png=f"{RESULTS}/hallmarks/activity_by_type.png",
+        heatmap_svg=f"{RESULTS}/hallmarks/activity_by_type.svg",
+        compare_png=f"{RESULTS}/hallmarks/primary_vs_metastatic.png",
+        compare_svg=f"{RESULTS}/hallmarks/primary_vs_metastatic.svg",
+    params:
+        drop_labels=config["bulk"]["drop_labels"],
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        f"{LOGS}/hallmarks/bulk_hallmark_activity.log",
+    benchmark:
+        f"{BENCH}/hallmarks/bulk_hallmark_activity.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/bulk_hallmark_activity.py"
