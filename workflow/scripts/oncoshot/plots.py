@@ -35,32 +35,49 @@ def save_figure(fig, png: str | os.PathLike, svg: str | os.PathLike | None = Non
 
 def grouped_accuracy_bars(results: pd.DataFrame, experiments: Sequence[str], title: str,
                           paper: dict | None = None):
-    """Fig. 3a/3b-like grouped bars: accuracy by N-way, one group per N, one bar per
-    (experiment, method), Wilson 95 % intervals as error bars. ``paper`` maps N → paper accuracy
-    (drawn as a dashed marker)."""
+    """Fig. 3a/3b-like grouped bars: accuracy by N-way (one group per N) with Wilson 95 % intervals.
+
+    One bar per experiment for the model-dependent methods (Siamese, cosine on the pretrained CNN);
+    the 1-NN baselines do not depend on the model, so when every experiment was scored on the same
+    test samples (same tasks) they are drawn once. ``paper`` maps N → the paper's accuracy (dashed).
+    """
     sub = results[results["experiment"].isin(experiments)]
     ns = sorted(sub["n_way"].unique())
-    series = [(e, m) for e in experiments for m in METHOD_LABELS if
-              ((sub["experiment"] == e) & (sub["method"] == m)).any()]
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(ns) * max(len(series), 1) / 2), 4.2))
-    width = 0.8 / max(len(series), 1)
-    cmap = plt.get_cmap("tab20")
-    for j, (e, m) in enumerate(series):
+    series = []  # (experiment, method, label)
+    for m in ("siamese", "cnn_cosine"):
+        for e in experiments:
+            if ((sub["experiment"] == e) & (sub["method"] == m)).any():
+                series.append((e, m, f"{e}: {METHOD_LABELS[m]}"))
+    base = sub[sub["method"] == "nn_euclidean"].pivot_table(index="n_way", columns="experiment", values="accuracy")
+    shared_baselines = base.shape[1] <= 1 or bool((base.nunique(axis=1) == 1).all())  # same tasks everywhere
+    for m in ("nn_euclidean", "nn_pearson"):
+        for e in (experiments[:1] if shared_baselines else experiments):
+            if ((sub["experiment"] == e) & (sub["method"] == m)).any():
+                series.append((e, m, METHOD_LABELS[m] if shared_baselines else f"{e}: {METHOD_LABELS[m]}"))
+    width = 0.84 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(min(15.0, 3.0 + 0.32 * len(ns) * max(len(series), 1)), 4.4))
+    colours = {"siamese": plt.get_cmap("Blues"), "cnn_cosine": plt.get_cmap("Greens"),
+               "nn_euclidean": plt.get_cmap("Greys"), "nn_pearson": plt.get_cmap("Oranges")}
+    count = {m: sum(1 for s_ in series if s_[1] == m) for m in colours}
+    seen = {m: 0 for m in colours}
+    for j, (e, m, label) in enumerate(series):
         rows = sub[(sub["experiment"] == e) & (sub["method"] == m)].set_index("n_way").reindex(ns)
         x = np.arange(len(ns)) + (j - (len(series) - 1) / 2) * width
         acc = rows["accuracy"].to_numpy() * 100
         err = np.vstack([acc - rows["ci_low"].to_numpy() * 100, rows["ci_high"].to_numpy() * 100 - acc])
-        label = f"{e}: {METHOD_LABELS[m]}" if len(experiments) > 1 else METHOD_LABELS[m]
-        ax.bar(x, acc, width, yerr=err, capsize=2, label=label, color=cmap(j % 20))
+        seen[m] += 1
+        shade = 0.45 + 0.5 * seen[m] / max(count[m], 1)
+        ax.bar(x, acc, width, yerr=err, capsize=2, label=label, color=colours[m](shade), edgecolor="white", lw=0.3)
     if paper:
         for i, n in enumerate(ns):
             if n in paper:
-                ax.plot([i - 0.4, i + 0.4], [paper[n]] * 2, "k--", lw=1)
-        ax.plot([], [], "k--", lw=1, label="paper (CancerSiamese)")
+                ax.plot([i - 0.45, i + 0.45], [paper[n]] * 2, "k--", lw=1)
+        ax.plot([], [], "k--", lw=1, label="paper, CancerSiamese TCGA-19")
     for i, n in enumerate(ns):
-        ax.axhline(100 / n, xmin=(i + 0.1) / len(ns), xmax=(i + 0.9) / len(ns), color="grey", lw=0.8, ls=":")
+        ax.plot([i - 0.45, i + 0.45], [100 / n] * 2, color="grey", lw=0.8, ls=":")
+    ax.plot([], [], color="grey", lw=0.8, ls=":", label="chance")
     ax.set_xticks(np.arange(len(ns)), [f"{n}-way" for n in ns])
-    ax.set_ylabel("accuracy (%) with 95 % Wilson interval")
+    ax.set_ylabel("accuracy (%), 95 % Wilson interval")
     ax.set_ylim(0, 100)
     ax.set_title(title)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
