@@ -51,7 +51,7 @@ def test_otsu_labels_recover_planted_hallmark_activity(sc_run):
     T = m[[f"{h}_truth" for h in HALLMARKS]].to_numpy(float)
     labelled = ~np.isnan(L)
     accuracy = (L[labelled] == T[labelled]).mean()
-    # measured on the demo: 0.989 overall (every hallmark >= 0.97), 47 % of cells labelled
+    # measured on the demo: 0.995 overall (every hallmark >= 0.98), 47 % of cells labelled
     assert accuracy >= 0.95, accuracy
     per_hallmark = [(L[:, j][labelled[:, j]] == T[:, j][labelled[:, j]]).mean() for j in range(len(HALLMARKS))]
     assert min(per_hallmark) >= 0.9, dict(zip(HALLMARKS, per_hallmark))
@@ -92,7 +92,7 @@ def test_hallmark_model_recovers_planted_activity(sc_run):
     cv = pd.read_csv(hm / "cv_summary.tsv", sep="\t")
     macro = cv[cv["hallmark"] == "macro"].set_index("model")
     assert set(macro.index) == {"mtl", "logreg", "stl_mlp"}
-    # measured on the demo (5-fold x 2): MTL macro AUROC 0.998, single-task MLP 0.95, logreg 1.0
+    # measured on the demo (5-fold x 2): MTL macro AUROC 0.991, single-task MLP 0.92, logreg 1.0
     assert macro.loc["mtl", "auroc_mean"] >= 0.9
     held = pd.read_csv(hm / "heldout_metrics.tsv", sep="\t")
     assert len(held) == 10
@@ -100,11 +100,14 @@ def test_hallmark_model_recovers_planted_activity(sc_run):
     assert held["auroc"].min() >= 0.8 and held["auroc"].mean() >= 0.9
     activity = pd.read_csv(hm / "bulk_activity.tsv", sep="\t", index_col=0)
     truth = pd.read_csv(TRUTH / "bulk_samples.tsv", sep="\t").set_index("sample_id")
-    assert len(activity) == 664 + 133 and activity[HALLMARKS].apply(lambda c: c.between(0, 1).all()).all()
+    n_tcga = int((truth["cohort"].eq("TCGA") & truth["kept"]).sum())
+    n_met = int((truth["cohort"].eq("MET500") & ~truth["cancer_type"].isin(["MISC", "SCER"])).sum())
+    assert len(activity) == n_tcga + n_met
+    assert activity[HALLMARKS].apply(lambda c: c.between(0, 1).all()).all()
     from scipy.stats import spearmanr
 
     rho = spearmanr(activity["AIM"], truth.loc[activity.index, "AIM"]).statistic
-    assert rho >= 0.4, rho  # measured 0.73
+    assert rho >= 0.4, rho  # measured 0.61
     comp = pd.read_csv(hm / "primary_vs_metastatic.tsv", sep="\t").set_index("hallmark")
     # the demo plants higher AIM in metastatic samples; OncoMark validated AIM on metastases
     assert comp.loc["AIM", "mean_b"] > comp.loc["AIM", "mean_a"] and comp.loc["AIM", "p"] < 0.01
