@@ -358,7 +358,7 @@ def to_log2_fpkm1(df: pd.DataFrame, unit: str, source: PathLike | None) -> tuple
         g, s = _first_cell(bad, df)
         i, j = np.argwhere(bad)[0]
         raise InputError(source, f"gene {g!r}, sample {s!r}",
-                         f"value {X[i, j]!r} is {limit}; {int(bad.sum())} such cells in total")
+                         f"value {float(X[i, j]):.6g} is {limit}; {int(bad.sum())} such cells in total")
     if unit == "log2_fpkm1":
         out = X
     elif unit == "log2_fpkm0.001":
