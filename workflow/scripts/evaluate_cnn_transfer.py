@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from oncoshot.experiments import load_model, select_samples
-from oncoshot.io import read_h5ad, read_tsv, write_tsv
+from oncoshot.experiments import load_cohorts, load_model, select_samples
+from oncoshot.io import write_tsv
 from oncoshot.models import CNNClassifier
 from oncoshot.oneshot import accuracy_with_wilson
 from oncoshot.plots import confusion_heatmap, save_figure
@@ -16,8 +16,7 @@ from oncoshot.training import classifier_logits, pick_device
 
 def main(sm, log):
     torch.set_num_threads(sm.threads)
-    cohorts = {"TCGA": read_h5ad(sm.input.tcga), "MET500": read_h5ad(sm.input.met500)}
-    samples = read_tsv(sm.input.samples, required=("experiment", "sample_id", "cohort", "cancer_type", "split"))
+    cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
     X, y, ids = select_samples(cohorts, samples, sm.params.experiment, "test", sm.input.samples)
     f = load_model(sm.input.cnn, kind="cnn")
     classes = list(f["classes"])

@@ -1,12 +1,11 @@
 """Rule evaluate_oneshot: N-way one-shot accuracy of a Siamese model and the baselines on the very
 same tasks (SPEC §2.3): every test sample embedded once, pairs scored in batches."""
 
-import numpy as np
 import pandas as pd
 import torch
 
-from oncoshot.experiments import load_model, select_samples
-from oncoshot.io import read_h5ad, read_tsv, write_tsv
+from oncoshot.experiments import load_cohorts, load_model, select_samples
+from oncoshot.io import write_tsv
 from oncoshot.models import CNNTower, SiameseNet, tower_state_from
 from oncoshot.oneshot import (accuracy_with_wilson, correct, embed_samples, make_tasks, nn_cosine,
                               nn_euclidean, nn_pearson, score_tasks_from_embeddings)
@@ -17,8 +16,7 @@ from oncoshot.training import pick_device
 def main(sm, log):
     torch.set_num_threads(sm.threads)
     p = sm.params
-    cohorts = {"TCGA": read_h5ad(sm.input.tcga), "MET500": read_h5ad(sm.input.met500)}
-    samples = read_tsv(sm.input.samples, required=("experiment", "sample_id", "cohort", "cancer_type", "split"))
+    cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
     X, y, _ = select_samples(cohorts, samples, p.test_experiment, "test", sm.input.samples)
     device = pick_device()
 

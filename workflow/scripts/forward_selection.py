@@ -1,8 +1,8 @@
 """Rule forward_selection: 1-NN 6-way one-shot accuracy on the test types with the top-k ranked
 genes, k = 10, 20, ...; the marker set is the best k (SPEC §2.4)."""
 
-from oncoshot.experiments import select_samples
-from oncoshot.io import read_h5ad, read_tsv, write_tsv
+from oncoshot.experiments import load_cohorts, select_samples
+from oncoshot.io import read_tsv, write_tsv
 from oncoshot.marker_plots import forward_selection_plot
 from oncoshot.markers import best_k, forward_selection
 from oncoshot.plots import save_figure
@@ -11,8 +11,7 @@ from oncoshot.runtime import run
 
 def main(sm, log):
     p = sm.params
-    cohorts = {"TCGA": read_h5ad(sm.input.tcga), "MET500": read_h5ad(sm.input.met500)}
-    samples = read_tsv(sm.input.samples, required=("experiment", "sample_id", "cohort", "cancer_type", "split"))
+    cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
     X, y, _ = select_samples(cohorts, samples, sm.wildcards.experiment, "test", sm.input.samples)
     scores = read_tsv(sm.input.scores, required=("gene_id", "symbol", "rank"))
     genes = list(cohorts["TCGA"].var_names)

@@ -1,8 +1,8 @@
 """Rule marker_figures: t-SNE of training and of test samples on the markers, and the z-scored
 heatmap of the markers across types (types clustered by their means)."""
 
-from oncoshot.experiments import select_samples
-from oncoshot.io import read_h5ad, read_tsv
+from oncoshot.experiments import load_cohorts, select_samples
+from oncoshot.io import read_tsv
 from oncoshot.marker_plots import marker_heatmap, tsne_plot
 from oncoshot.plots import save_figure
 from oncoshot.runtime import run
@@ -10,8 +10,7 @@ from oncoshot.runtime import run
 
 def main(sm, log):
     exp, out = sm.wildcards.experiment, sm.output
-    cohorts = {"TCGA": read_h5ad(sm.input.tcga), "MET500": read_h5ad(sm.input.met500)}
-    samples = read_tsv(sm.input.samples, required=("experiment", "sample_id", "cohort", "cancer_type", "split"))
+    cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
     markers = read_tsv(sm.input.markers, required=("gene_id", "symbol"))
     cols = [cohorts["TCGA"].var_names.get_loc(g) for g in markers["gene_id"]]
     symbols = list(markers["symbol"].fillna(markers["gene_id"]))

@@ -3,8 +3,8 @@ the training types; gene score = mean over pairs of (w0 + w1) / 2 (SPEC §2.4)."
 
 import torch
 
-from oncoshot.experiments import load_model, select_samples
-from oncoshot.io import read_h5ad, read_tsv, write_tsv
+from oncoshot.experiments import load_cohorts, load_model, select_samples
+from oncoshot.io import write_tsv
 from oncoshot.markers import gene_scores
 from oncoshot.models import SiameseNet
 from oncoshot.runtime import run
@@ -14,8 +14,7 @@ from oncoshot.training import pick_device
 def main(sm, log):
     torch.set_num_threads(sm.threads)
     p = sm.params
-    cohorts = {"TCGA": read_h5ad(sm.input.tcga), "MET500": read_h5ad(sm.input.met500)}
-    samples = read_tsv(sm.input.samples, required=("experiment", "sample_id", "cohort", "cancer_type", "split"))
+    cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
     X, y, _ = select_samples(cohorts, samples, sm.wildcards.experiment, "train", sm.input.samples)
     f = load_model(sm.input.siamese, kind="siamese")
     var = cohorts["TCGA"].var

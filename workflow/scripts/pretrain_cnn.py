@@ -2,16 +2,15 @@
 
 import torch
 
-from oncoshot.experiments import save_model, select_samples, stratified_holdout
-from oncoshot.io import read_h5ad, read_tsv, write_tsv
+from oncoshot.experiments import load_cohorts, save_model, select_samples, stratified_holdout
+from oncoshot.io import write_tsv
 from oncoshot.runtime import run
 from oncoshot.training import pick_device, pretrain_cnn
 
 
 def main(sm, log):
     torch.set_num_threads(sm.threads)
-    cohorts = {"TCGA": read_h5ad(sm.input.tcga), "MET500": read_h5ad(sm.input.met500)}
-    samples = read_tsv(sm.input.samples, required=("experiment", "sample_id", "cohort", "cancer_type", "split"))
+    cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
     X, y, _ = select_samples(cohorts, samples, sm.wildcards.experiment, "train", sm.input.samples)
     p = sm.params
     tr, va = stratified_holdout(y, p.validation_fraction, p.seed)

@@ -4,8 +4,8 @@ of both on the top markers."""
 
 import numpy as np
 
-from oncoshot.experiments import select_samples
-from oncoshot.io import read_h5ad, read_tsv, write_tsv
+from oncoshot.experiments import load_cohorts, select_samples
+from oncoshot.io import read_tsv, write_tsv
 from oncoshot.marker_plots import gnb_plot, tsne_plot
 from oncoshot.markers import best_k, primary_vs_metastatic
 from oncoshot.plots import save_figure
@@ -14,8 +14,7 @@ from oncoshot.runtime import run
 
 def main(sm, log):
     p = sm.params
-    cohorts = {"TCGA": read_h5ad(sm.input.tcga), "MET500": read_h5ad(sm.input.met500)}
-    samples = read_tsv(sm.input.samples, required=("experiment", "sample_id", "cohort", "cancer_type", "split"))
+    cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
     Xp, yp, _ = select_samples(cohorts, samples, p.primary_experiment, "test", sm.input.samples)
     Xm, ym, _ = select_samples(cohorts, samples, p.metastatic_experiment, "test", sm.input.samples)
     shared = sorted(set(yp) & set(ym))

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import torch
 
-from oncoshot.experiments import load_model, save_model, select_samples
-from oncoshot.io import read_h5ad, read_tsv, write_tsv
+from oncoshot.experiments import load_cohorts, load_model, save_model, select_samples
+from oncoshot.io import write_tsv
 from oncoshot.runtime import run
 from oncoshot.training import pick_device, train_siamese
 
@@ -13,8 +13,7 @@ from oncoshot.training import pick_device, train_siamese
 def main(sm, log):
     torch.set_num_threads(sm.threads)
     exp, init = sm.wildcards.experiment, sm.wildcards.init
-    cohorts = {"TCGA": read_h5ad(sm.input.tcga), "MET500": read_h5ad(sm.input.met500)}
-    samples = read_tsv(sm.input.samples, required=("experiment", "sample_id", "cohort", "cancer_type", "split"))
+    cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
     X, y, _ = select_samples(cohorts, samples, exp, "train", sm.input.samples)
     Xv, yv, _ = select_samples(cohorts, samples, exp, "validation", sm.input.samples)
     tower = None

@@ -103,3 +103,15 @@ def load_model(path: str | os.PathLike, kind: str | None = None) -> dict:
     if kind is not None and obj.get("kind") != kind:
         raise InputError(path, "kind", f"expected a {kind} model, found {obj.get('kind')!r}")
     return obj
+
+
+SPLIT_COLUMNS = ("experiment", "sample_id", "cohort", "cancer_type", "split")
+
+
+def load_cohorts(tcga: str | os.PathLike, met500: str | os.PathLike, samples: str | os.PathLike):
+    """The two labelled cohorts keyed as in the split table (``TCGA``, ``MET500``) and the samples
+    table of ``split_types``: ``(cohorts, samples)``."""
+    from .io import read_h5ad, read_tsv
+
+    cohorts = {"TCGA": read_h5ad(tcga), "MET500": read_h5ad(met500)}
+    return cohorts, read_tsv(samples, required=SPLIT_COLUMNS)
