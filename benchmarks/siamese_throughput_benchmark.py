@@ -41,7 +41,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -53,19 +52,7 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 from oncoshot.oneshot import embed_samples, make_tasks, score_tasks_from_embeddings  # noqa: E402
 from oncoshot.pairs import PairSampler  # noqa: E402
 from oncoshot.training import make_siamese, pick_device, set_seed, train_siamese  # noqa: E402
-
-
-def simulate(n_samples: int, n_genes: int, n_types: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Samples × genes float32, log2(x+1)-like (0 – ~14), with a per-type shift of 10 % of the genes."""
-    rng = np.random.default_rng(seed)
-    base = rng.gamma(2.0, 1.5, n_genes)
-    shifts = np.zeros((n_types, n_genes))
-    for t in range(n_types):
-        idx = rng.choice(n_genes, n_genes // 10, replace=False)
-        shifts[t, idx] = rng.normal(0, 2.0, len(idx))
-    labels = np.arange(n_samples) % n_types
-    X = np.clip(base + shifts[labels] + rng.normal(0, 1.0, (n_samples, n_genes)), 0, None).astype(np.float32)
-    return X, np.asarray([f"T{t:02d}" for t in labels])
+from oneshot_eval_benchmark import simulate  # noqa: E402  (same simulated cohort)
 
 
 def sync(device: torch.device) -> None:

@@ -85,12 +85,13 @@ class Progress:
         self.logger.info(
             "%s %d/%d (%.0f%%) elapsed %s ETA %s%s",
             self.what, done, self.total, 100.0 * done / max(self.total, 1),
-            _fmt(elapsed), _fmt(eta), f" {extra}" if extra else "",
+            format_duration(elapsed), format_duration(eta), f" {extra}" if extra else "",
         )
 
 
-def _fmt(seconds: float) -> str:
-    if seconds != seconds:  # NaN
+def format_duration(seconds: float) -> str:
+    """``m:ss`` or ``h:mm:ss``; ``?`` for NaN or infinite values (an ETA not known yet)."""
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
         return "?"
     seconds = int(round(seconds))
     h, rem = divmod(seconds, 3600)

@@ -32,6 +32,7 @@ from .errors import InputError
 from .models import CNNClassifier, SiameseNet, tower_state_from
 from .oneshot import accuracy_with_wilson, correct, embed_samples, make_tasks, score_tasks_from_embeddings
 from .pairs import PairSampler, encode_labels
+from .runtime import format_duration
 
 _LOG = logging.getLogger("oncoshot.training")
 CHECKPOINT_FORMAT = "oncoshot-siamese-checkpoint-v1"
@@ -70,15 +71,6 @@ def _as_float_tensor(X, device: torch.device) -> torch.Tensor:
 
 def _cpu_state(model: nn.Module) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def _fmt_s(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h:d}:{m:02d}:{s:02d}"
 
 
 def _logger(log: Callable[[str], None] | None) -> Callable[[str], None]:
@@ -231,7 +223,7 @@ def pretrain_cnn(X, y, *, X_val=None, y_val=None, epochs: int = 50, batch_size: 
         eta = elapsed / epoch * (int(epochs) - epoch)
         log(f"pretrain epoch {epoch}/{epochs} loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f} "
             f"val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f} (best epoch {best_epoch}) "
-            f"elapsed {_fmt_s(elapsed)} ETA {_fmt_s(eta)}")
+            f"elapsed {format_duration(elapsed)} ETA {format_duration(eta)}")
         if has_val and waited >= int(patience):
             log(f"pretrain: early stop after epoch {epoch}: no improvement for {patience} epochs; "
                 f"best epoch {best_epoch}")
@@ -490,8 +482,8 @@ def train_siamese(X_train, y_train, X_val=None, y_val=None, *, tower_state: dict
             checkpoint(it, elapsed, finished=it == iterations)
             eta = session / (it - start_it) * (iterations - it)
             log(f"siamese iter {it}/{iterations} loss {history['train_loss'][-1]:.4f} val_acc {acc:.4f} "
-                f"[{low:.4f}, {high:.4f}] best {best_acc if has_val else float('nan'):.4f} @ {best_it} elapsed {_fmt_s(elapsed)} "
-                f"ETA {_fmt_s(eta)}")
+                f"[{low:.4f}, {high:.4f}] best {best_acc if has_val else float('nan'):.4f} @ {best_it} elapsed {format_duration(elapsed)} "
+                f"ETA {format_duration(eta)}")
     if iterations == 0 and best_state is None:
         best_state = _cpu_state(model)
         checkpoint(0, elapsed_before, finished=True)
