@@ -287,6 +287,15 @@ def test_gene_scores_is_mean_of_pair_average():
     assert np.issubdtype(by_abs["gene"].dtype, np.integer)  # positions when X has no gene names
     with pytest.raises(InputError):
         gene_scores(model, X, y[:-1])
+    # saliency="plain": the same means of ordinary (unguided) gradients
+    plain = gene_scores(model, X, y, max_pairs_per_type=7, seed=3, genes=genes, saliency="plain")
+    p0, p1 = guided_saliency(model, X[ia], X[ib], batch_size=64, guided=False)
+    np.testing.assert_allclose(plain.set_index("gene").loc[genes, "score"].to_numpy(),
+                               ((p0.astype(np.float64) + p1) / 2).mean(0), rtol=1e-5, atol=1e-12)
+    assert plain.attrs["saliency"] == "plain" and df.attrs["saliency"] == "guided"
+    assert not np.allclose(p0, w0)  # guidance changes the gradients of this network
+    with pytest.raises(InputError, match="saliency"):
+        gene_scores(model, X, y, saliency="smoothgrad")
 
 
 def test_planted_markers_are_recovered():

@@ -14,6 +14,7 @@ rule marker_scores:
         max_pairs_per_type=config["markers"]["max_pairs_per_type"],
         batch_size=config["markers"]["batch_size"],
         rank_by=config["markers"]["rank_by"],
+        saliency=config["markers"]["saliency"],
         seed=config["seed"],
     wildcard_constraints:
         experiment="|".join(config["markers"]["experiments"]),

@@ -24,9 +24,10 @@ def main(sm, log):
     model.load_state_dict(f["state_dict"])
     device = pick_device()
     table = gene_scores(model, X, y, max_pairs_per_type=p.max_pairs_per_type, seed=p.seed,
-                        batch_size=p.batch_size, device=device, genes=list(var.index), rank_by=p.rank_by)
-    log.info("%s: %d same-type pairs over %d training types, ranked by %s", sm.wildcards.experiment,
-             table.attrs.get("n_pairs", -1), len(set(y)), p.rank_by)
+                        batch_size=p.batch_size, device=device, genes=list(var.index), rank_by=p.rank_by,
+                        saliency=p.saliency)
+    log.info("%s: %d same-type pairs over %d training types, %s saliency, ranked by %s",
+             sm.wildcards.experiment, table.attrs.get("n_pairs", -1), len(set(y)), p.saliency, p.rank_by)
     table = table.rename(columns={"gene": "gene_id"})
     table.insert(1, "symbol", var["symbol"].reindex(table["gene_id"]).to_numpy())
     write_tsv(table, sm.output[0])
