@@ -126,21 +126,6 @@ def test_bad_config_names_the_key(tmp_path):
     assert "config key 'seed'" in out
 
 
-def test_full_config_plans_without_network(tmp_path):
-    work = make_workdir(tmp_path / "full")
-    proc = snakemake(work, "-n", "--configfile", "config/full.yaml")
-    jobs = planned_jobs(proc.stdout + proc.stderr)
-    n_studies = 7
-    # 33 TCGA matrices + 33 clinical tables + probe map, MET500 matrix + metadata, the 3CA study
-    # archives and the hallmark gene sets
-    assert jobs["download"] == 33 * 2 + 1 + 2 + n_studies + 1
-    assert jobs["harmonise_tcga"] == 1 and jobs["split_types"] == 1
-    for rule in ("extract_study", "read_study", "qc_cells", "score_hallmarks", "synthetic_bulk"):
-        assert jobs[rule] == n_studies, rule
-    assert jobs["pretrain_cnn"] == 5 and jobs["train_siamese"] == 5 and jobs["evaluate_oneshot"] == 6
-    assert not (work / "results").exists() or not any((work / "results").rglob("*.gz"))
-
-
 def test_lint_is_clean(tmp_path):
     work = make_workdir(tmp_path / "lint")
     proc = snakemake(work, "--lint", check=False)
