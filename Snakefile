@@ -3,6 +3,7 @@
 #   snakemake --cores 2                               # embedded demo (config/config.yaml)
 #   snakemake --cores 8 --configfile config/full.yaml # full reproduction from the real sources
 #   snakemake --profile profiles/slurm --configfile config/full.yaml
+#   snakemake --cores 2 benchmark                     # benchmark table (results/benchmarks/summary.tsv)
 #
 # See README.md for what every rule writes.
 
@@ -22,6 +23,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/markers.smk"
 include: "workflow/rules/singlecell.smk"
 include: "workflow/rules/hallmarks.smk"
+include: "workflow/rules/benchmark.smk"
 
 
 rule all:
