@@ -413,7 +413,8 @@ def main(argv=None) -> int:
 
     cov, stats = r["coverage"], r["hallmark_stats"]
     per_rep = cov.groupby("replicate").agg(n=("found", "size"), found=("found", "sum"))
-    reason = cov[~cov["found"]]["reason"].value_counts()
+    missing = cov[~cov["found"]].drop_duplicates("gene").sort_values("gene")  # over all replicates
+    reason = missing["reason"].value_counts()
     m = r["metrics"][r["metrics"]["hallmark"] == "macro"].groupby("part")["auroc"].mean()
     gim = stats.set_index("hallmark").loc["GIM"]
     summary = pd.DataFrame([
@@ -426,6 +427,7 @@ def main(argv=None) -> int:
         ("model_genes_found_in_tcga_min", int(per_rep["found"].min())),
         ("model_genes_found_in_tcga_max", int(per_rep["found"].max())),
         ("model_gene_coverage_mean", round(float((per_rep["found"] / per_rep["n"]).mean()), 4)),
+        ("missing_genes_any_replicate", ",".join(missing["gene"])),
         ("missing_symbol_not_in_table", int(reason.get("symbol not in the Ensembl table", 0))),
         ("missing_no_tcga_id", int(reason.get("no id of the symbol among the TCGA ids", 0))),
         ("tcga_samples", tcga.n_obs), ("tcga_ids", tcga.n_vars), ("tcga_ids_mapped", len(sym)),
@@ -469,7 +471,8 @@ def main(argv=None) -> int:
         print("\nAUROC per hallmark, mean over replicates (train_85 = fitted part, early_stop_15 = lr-schedule part):")
         print(r["metrics"].groupby(["hallmark", "part"])["auroc"].mean().unstack().round(3).to_string())
         print(f"\nmodel genes found in TCGA: {per_rep['found'].min()}–{per_rep['found'].max()} of "
-              f"{per_rep['n'].iloc[0]} per replicate; missing ones: "
+              f"{per_rep['n'].iloc[0]} per replicate; missing in any replicate: {len(missing)} genes ("
+              + (", ".join(missing["gene"]) or "none") + "): "
               + (", ".join(f"{n} {k}" for k, n in reason.items()) or "none"))
         print("\nper hallmark (ensemble): Kruskal–Wallis across the 7 types, Spearman with the proliferation "
               f"index ({', '.join(r['proliferation_markers'])}), replicate agreement (mean pairwise Spearman):")
