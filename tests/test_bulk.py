@@ -73,6 +73,20 @@ def test_read_matrix_gzip_detected_by_content(tmp_path):
     assert bulk.read_matrix(p).iloc[0, 0] == 4
 
 
+def test_read_matrix_r_style_header(tmp_path):
+    """R write.table header (cell names only): every header field is a sample; a row with the
+    header's field count is then ragged."""
+    p = write_text(tmp_path / "m.tsv", "S1\tS2\nG1\t1\t2\nG2\t3\t4\n")
+    df = bulk.read_matrix(p, header_has_id_column=False)
+    assert list(df.columns) == ["S1", "S2"] and list(df.index) == ["G1", "G2"]
+    np.testing.assert_array_equal(df.to_numpy(), [[1, 2], [3, 4]])
+    with pytest.raises(InputError, match=r"line 2 \(gene 'G1'\): ragged row: 3 fields but the header has 2"):
+        bulk.read_matrix(p)  # the default: the first header field names the gene column
+    p = write_text(tmp_path / "m2.tsv", "S1\tS2\nG1\t1\nG2\t3\t4\n")
+    with pytest.raises(InputError, match=r"line 2 \(gene 'G1'\): ragged row: 2 fields but the header has 3"):
+        bulk.read_matrix(p, header_has_id_column=False)
+
+
 def test_read_matrix_crlf_and_na_cells(tmp_path):
     p = write_text(tmp_path / "m.tsv", "g\tS1\tS2\r\nG1\t1\tNA\r\nG2\t\t2\r\n")
     df = bulk.read_matrix(p)

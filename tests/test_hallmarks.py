@@ -10,6 +10,7 @@ from skimage.filters import threshold_otsu
 
 from oncoshot.errors import InputError
 from oncoshot.hallmarks import (
+    combine_profiles,
     label_cells,
     otsu_halves,
     otsu_thresholds,
@@ -234,3 +235,22 @@ def test_apply_thresholds_matches_label_cells_on_the_fitting_data():
     pd.testing.assert_frame_equal(labels, again, check_dtype=False)
     with pytest.raises(Exception, match="no threshold for tissue 'Lung'"):
         apply_thresholds(scores.iloc[:3], ["Lung"] * 3, thresholds)
+
+
+def test_combine_profiles_outer_and_inner():
+    import anndata as ad
+
+    a = ad.AnnData(sp.csr_matrix(np.array([[1, 2, 0]], dtype=np.float32)), obs=pd.DataFrame(index=["a"]),
+                   var=pd.DataFrame(index=["G3", "G1", "G2"]))
+    b = ad.AnnData(sp.csr_matrix(np.array([[5, 7]], dtype=np.float32)), obs=pd.DataFrame(index=["b"]),
+                   var=pd.DataFrame(index=["G1", "G4"]))
+    outer = combine_profiles([a, b])
+    assert list(outer.var_names) == ["G1", "G2", "G3", "G4"] and list(outer.obs_names) == ["a", "b"]
+    assert sp.isspmatrix_csr(outer.X) and outer.X.dtype == np.float32
+    np.testing.assert_array_equal(outer.X.toarray(), [[2, 0, 1, 0], [5, 0, 0, 7]])  # absent gene: 0
+    inner = combine_profiles([a, b], join="inner")
+    assert list(inner.var_names) == ["G1"]
+    np.testing.assert_array_equal(inner.X.toarray(), [[2], [5]])
+    assert combine_profiles([]).n_obs == 0
+    with pytest.raises(InputError, match="join"):
+        combine_profiles([a], join="left")

@@ -2,22 +2,15 @@
 absent genes are zero counts), the held-out studies' pooled profiles in another, and a summary of
 profiles per tissue / hallmark / status."""
 
-import anndata as ad
-import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
+from oncoshot.hallmarks import combine_profiles
 from oncoshot.io import read_h5ad, write_h5ad, write_tsv
 from oncoshot.runtime import run
 
 
 def combine(paths):
-    parts = [read_h5ad(p) for p in paths]
-    if not parts:
-        return ad.AnnData(sp.csr_matrix((0, 0), dtype=np.float32))
-    combined = ad.concat(parts, join="outer", fill_value=0, index_unique=None)
-    combined.X = sp.csr_matrix(combined.X, dtype=np.float32)
-    return combined[:, sorted(combined.var_names)].copy()
+    return combine_profiles([read_h5ad(p) for p in paths], join="outer")
 
 
 def main(sm, log):

@@ -150,11 +150,13 @@ def _unquote(field: str) -> str:
     return field
 
 
-def read_matrix(path: PathLike) -> pd.DataFrame:
+def read_matrix(path: PathLike, header_has_id_column: bool = True) -> pd.DataFrame:
     """Read a genes × samples tab-separated matrix (gzip detected by content, or plain text).
 
     The first header field names the gene-id column whatever it says (``Ensembl_ID``,
     ``sample``, or empty as in the RNAsum files); the other header fields are the sample ids.
+    With ``header_has_id_column=False`` (R ``write.table`` style, e.g. inferCNV's example
+    matrices) every header field is a sample id and the data rows have one field more.
     Cells ``""``, ``NA``, ``NaN``, ``nan`` … are read as NaN (reported later by
     :func:`to_log2_fpkm1`); blank lines are skipped.
 
@@ -179,6 +181,8 @@ def read_matrix(path: PathLike) -> pd.DataFrame:
             raise InputError(path, "header", "empty file (no header line)")
         text = header.rstrip(b"\r\n").decode("utf-8", "replace").lstrip("\ufeff")
         fields = [_unquote(f) for f in text.split("\t")]
+        if not header_has_id_column:
+            fields = [""] + fields
         n_fields = len(fields)
         samples = fields[1:]
         if not samples:

@@ -40,6 +40,7 @@ __all__ = [
     "label_cells",
     "synthetic_bulk",
     "pooled_validation_bulk",
+    "combine_profiles",
 ]
 
 #: status name -> label value
@@ -358,3 +359,20 @@ def apply_thresholds(scores_df: pd.DataFrame, tissue_series: pd.Series | Sequenc
             lab[s < low] = 0.0
             labels.loc[rows, h] = lab
     return labels
+
+
+def combine_profiles(parts: Sequence[ad.AnnData], join: str = "outer") -> ad.AnnData:
+    """Synthetic bulk profiles of several studies in one matrix (``anndata.concat``, obs names kept).
+
+    ``join="outer"`` (the workflow's ``combine_synthetic_bulk``) keeps the union of the genes, a gene
+    absent from a study counting 0 in its profiles; ``"inner"`` keeps the genes every study has.
+    Genes sorted by name; ``X`` CSR float32. No parts → an empty AnnData.
+    """
+    if join not in ("outer", "inner"):
+        raise InputError(None, "join", f"expected 'outer' or 'inner', got {join!r}")
+    parts = list(parts)
+    if not parts:
+        return ad.AnnData(sp.csr_matrix((0, 0), dtype=np.float32))
+    combined = ad.concat(parts, join=join, fill_value=0, index_unique=None)
+    combined.X = sp.csr_matrix(combined.X, dtype=np.float32)
+    return combined[:, sorted(combined.var_names)].copy()
