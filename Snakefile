@@ -22,6 +22,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/markers.smk"
 include: "workflow/rules/singlecell.smk"
 include: "workflow/rules/hallmarks.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:
