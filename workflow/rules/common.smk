@@ -235,6 +235,21 @@ def _check_predict_jobs():
 _check_predict_jobs()
 
 
+def predict_inputs(wildcards):
+    job = PREDICT_JOBS[wildcards.job]
+    inputs = dict(
+        siamese=siamese_model(job["model"], job["init"]),
+        hallmark_model=f"{RESULTS}/hallmarks/model.pt",
+        probemap=downloaded("tcga/probemap.tsv"),
+        support=job["support"]["path"],
+        support_labels=job["support_labels"],
+        queries=job["queries"]["path"],
+    )
+    if job.get("query_labels"):
+        inputs["query_labels"] = job["query_labels"]
+    return inputs
+
+
 def predict_targets():
     """Predictions of the jobs marked ``in_all`` (the demo's example job)."""
     return [f"{RESULTS}/predict/{name}/predictions.tsv" for name, job in PREDICT_JOBS.items() if job["in_all"]]

@@ -3,21 +3,6 @@
 # the hallmark model scores the queries.
 
 
-def predict_inputs(wildcards):
-    job = PREDICT_JOBS[wildcards.job]
-    inputs = dict(
-        siamese=siamese_model(job["model"], job["init"]),
-        hallmark_model=f"{RESULTS}/hallmarks/model.pt",
-        probemap=downloaded("tcga/probemap.tsv"),
-        support=job["support"]["path"],
-        support_labels=job["support_labels"],
-        queries=job["queries"]["path"],
-    )
-    if job.get("query_labels"):
-        inputs["query_labels"] = job["query_labels"]
-    return inputs
-
-
 rule predict_oneshot:
     input:
         unpack(predict_inputs),
