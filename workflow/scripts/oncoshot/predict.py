@@ -75,6 +75,7 @@ import numpy as np
 import pandas as pd
 
 from .bulk import UNITS, BulkWarning, harmonise_gene_ids, read_sample_table, to_log2_fpkm1
+from .bulk import _check_file, _is_gzip  # the bulk branch's file checks
 from .errors import InputError
 
 __all__ = [
@@ -146,20 +147,6 @@ def file_format(path: PathLike) -> tuple[str, str | None]:
             return "text", sep
     raise InputError(path, "file name", "unknown format: expected .h5ad, .tsv, .txt or .csv "
                      "(text files optionally gzipped, .gz)")
-
-
-def _check_file(path: PathLike) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, None, "file not found")
-    if path.is_dir():
-        raise InputError(path, None, "is a directory, expected a file")
-    return path
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
 
 
 def _axis_names(orientation: str) -> tuple[str, str]:
