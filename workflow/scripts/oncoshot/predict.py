@@ -75,7 +75,7 @@ import numpy as np
 import pandas as pd
 
 from .bulk import UNITS, BulkWarning, harmonise_gene_ids, read_sample_table, to_log2_fpkm1
-from .bulk import _check_file, _is_gzip  # the bulk branch's file checks
+from .bulk import _check_file, _examples, _is_gzip  # the bulk branch's checks and messages
 from .errors import InputError
 
 __all__ = [
@@ -106,12 +106,6 @@ UNASSIGNED = "unassigned"
 _TEXT_SEPARATORS = {".tsv": "\t", ".txt": "\t", ".csv": ","}
 
 PathLike = str | os.PathLike
-
-
-def _examples(items, k: int = 5) -> str:
-    items = [str(x) for x in items]
-    shown = ", ".join(repr(x) for x in items[:k])
-    return shown if len(items) <= k else f"{shown} … ({len(items)} in total)"
 
 
 @dataclass(frozen=True)
