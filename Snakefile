@@ -24,6 +24,7 @@ include: "workflow/rules/markers.smk"
 include: "workflow/rules/singlecell.smk"
 include: "workflow/rules/hallmarks.smk"
 include: "workflow/rules/benchmark.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:

@@ -219,5 +219,48 @@ def hallmark_targets():
     ]
 
 
+# --- One-shot prediction of the user's own samples (workflow/rules/predict.smk) ---------------
+PREDICT_JOBS = config.get("predict") or {}
+
+
+def _check_predict_jobs():
+    for name, job in PREDICT_JOBS.items():
+        if job["model"] not in SIAMESE_EXPERIMENTS:
+            raise WorkflowError(
+                f"config key 'predict.{name}.model': '{job['model']}' is not one of the trained "
+                f"Siamese experiments {SIAMESE_EXPERIMENTS}"
+            )
+
+
+_check_predict_jobs()
+
+
+def predict_inputs(wildcards):
+    job = PREDICT_JOBS[wildcards.job]
+    inputs = dict(
+        siamese=siamese_model(job["model"], job["init"]),
+        hallmark_model=f"{RESULTS}/hallmarks/model.pt",
+        probemap=downloaded("tcga/probemap.tsv"),
+        support=job["support"]["path"],
+        support_labels=job["support_labels"],
+        queries=job["queries"]["path"],
+    )
+    if job.get("query_labels"):
+        inputs["query_labels"] = job["query_labels"]
+    return inputs
+
+
+def predict_targets():
+    """Predictions of the jobs marked ``in_all`` (the demo's example job)."""
+    return [f"{RESULTS}/predict/{name}/predictions.tsv" for name, job in PREDICT_JOBS.items() if job["in_all"]]
+
+
 def all_targets():
-    return bulk_targets() + oneshot_targets() + marker_targets() + singlecell_targets() + hallmark_targets()
+    return (
+        bulk_targets()
+        + oneshot_targets()
+        + marker_targets()
+        + singlecell_targets()
+        + hallmark_targets()
+        + predict_targets()
+    )

@@ -1,0 +1,36 @@
+# One-shot prediction for the user's own samples (config 'predict', README "Classify your own
+# samples"): a trained Siamese model types the queries against the labelled support samples, and
+# the hallmark model scores the queries.
+
+
+rule predict_oneshot:
+    input:
+        unpack(predict_inputs),
+    output:
+        predictions=f"{RESULTS}/predict/{{job}}/predictions.tsv",
+        hallmarks=f"{RESULTS}/predict/{{job}}/hallmarks.tsv",
+        missing=f"{RESULTS}/predict/{{job}}/genes_missing.tsv",
+        alignment=f"{RESULTS}/predict/{{job}}/alignment.tsv",
+        png=f"{RESULTS}/predict/{{job}}/probabilities.png",
+        svg=f"{RESULTS}/predict/{{job}}/probabilities.svg",
+    params:
+        support=lambda wc: PREDICT_JOBS[wc.job]["support"],
+        queries=lambda wc: PREDICT_JOBS[wc.job]["queries"],
+        sample_column=lambda wc: PREDICT_JOBS[wc.job]["sample_column"],
+        type_column=lambda wc: PREDICT_JOBS[wc.job]["type_column"],
+        min_coverage=lambda wc: PREDICT_JOBS[wc.job]["min_coverage"],
+        min_probability=lambda wc: PREDICT_JOBS[wc.job]["min_probability"],
+        batch=config["evaluation"]["batch"],
+    wildcard_constraints:
+        job="|".join(PREDICT_JOBS) or "NO_JOB",
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        f"{LOGS}/predict/{{job}}.log",
+    benchmark:
+        f"{BENCH}/predict/{{job}}.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/predict_oneshot.py"
