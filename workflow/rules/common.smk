@@ -221,3 +221,20 @@ def hallmark_targets():
 
 def all_targets():
     return bulk_targets() + oneshot_targets() + marker_targets() + singlecell_targets() + hallmark_targets()
+
+
+# --- Snakemake report (`snakemake --report results/report.html`) ----------------------------
+# One category per stage; captions are workflow/report/<caption>.rst (reStructuredText + Jinja).
+REPORT_BULK = "1. Bulk data"
+REPORT_ONESHOT = "2. One-shot classification"
+REPORT_MARKERS = "3. Marker genes"
+REPORT_SINGLECELL = "4. Single-cell hallmarks"
+REPORT_HALLMARK_MODEL = "5. Hallmark model"
+
+
+def report_item(path, caption, category, subcategory, **labels):
+    """Mark an output for the report. Labels name the item within its subcategory (first label
+    first); wildcards in the subcategory and in label values are filled in per job."""
+    return report(
+        path, caption=f"../report/{caption}.rst", category=category, subcategory=subcategory, labels=labels
+    )
