@@ -68,10 +68,10 @@ TABLES = {
 }
 
 
-def embedded_json(html: str, name: str):
-    """The JSON the Snakemake 9 HTML report embeds as ``var <name> = ...;`` (results, categories,
-    workflow_desc)."""
-    m = re.search(rf"var {name} = (.*?);\n", html, re.S)
+def embedded_json(html: str, name: str, script_id: str):
+    """The JSON the Snakemake 9 HTML report embeds as ``<script id="..."> var <name> = ...;``
+    (results, categories, workflow_desc)."""
+    m = re.search(rf'<script id="{script_id}">\s*var {name} = (.*?);\s*</script>', html, re.S)
     assert m, f"no '{name}' in the report"
     return json.loads(m.group(1))
 
@@ -90,8 +90,9 @@ def report(tmp_path_factory):
     snakemake(work, "--report", "results/report.html", "--configfile", "config/config.yaml", "fast.yaml")
     path = work / "results/report.html"
     html = path.read_text(encoding="utf-8")
-    return dict(work=work, html=html, size=path.stat().st_size, results=embedded_json(html, "results"),
-                categories=embedded_json(html, "categories"), description=embedded_json(html, "workflow_desc"))
+    return dict(work=work, html=html, size=path.stat().st_size, results=embedded_json(html, "results", "results"),
+                categories=embedded_json(html, "categories", "categories"),
+                description=embedded_json(html, "workflow_desc", "workflow-desc"))
 
 
 def where(report, path: str) -> tuple[str, str]:
