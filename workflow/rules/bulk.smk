@@ -55,7 +55,13 @@ rule filter_genes:
         tcga=f"{RESULTS}/bulk/filtered/tcga.h5ad",
         met500=f"{RESULTS}/bulk/filtered/met500.h5ad",
         kept=f"{RESULTS}/bulk/filtered/genes_kept.tsv",
-        counts=f"{RESULTS}/bulk/filtered/filter_counts.tsv",
+        counts=report_item(
+            f"{RESULTS}/bulk/filtered/filter_counts.tsv",
+            "bulk_filter",
+            REPORT_BULK,
+            "Preprocessing",
+            result="gene filter: genes kept per cohort",
+        ),
     params:
         threshold=config["bulk"]["filter_threshold"],
     log:
@@ -74,7 +80,13 @@ rule merge_labels:
         label_map=config["bulk"]["label_map"],
     output:
         adata=f"{RESULTS}/bulk/labelled/{{cohort}}.h5ad",
-        report=f"{RESULTS}/bulk/labelled/{{cohort}}_labels.tsv",
+        report=report_item(
+            f"{RESULTS}/bulk/labelled/{{cohort}}_labels.tsv",
+            "bulk_labels",
+            REPORT_BULK,
+            "Preprocessing",
+            result="label merging: {cohort}",
+        ),
     params:
         drop_labels=config["bulk"]["drop_labels"],
     log:
@@ -94,7 +106,13 @@ rule split_types:
         tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
         met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
     output:
-        types=f"{RESULTS}/bulk/splits/types.tsv",
+        types=report_item(
+            f"{RESULTS}/bulk/splits/types.tsv",
+            "bulk_splits",
+            REPORT_BULK,
+            "Preprocessing",
+            result="type splits",
+        ),
         samples=f"{RESULTS}/bulk/splits/samples.tsv",
     params:
         training_sets=config["splits"]["training_sets"],

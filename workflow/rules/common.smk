@@ -264,3 +264,21 @@ def all_targets():
         + hallmark_targets()
         + predict_targets()
     )
+
+
+# --- Snakemake report (`snakemake --report results/report.html`) ----------------------------
+# One category per stage; captions are workflow/report/<caption>.rst (reStructuredText + Jinja).
+REPORT_BULK = "1. Bulk data"
+REPORT_ONESHOT = "2. One-shot classification"
+REPORT_MARKERS = "3. Marker genes"
+REPORT_SINGLECELL = "4. Single-cell hallmarks"
+REPORT_HALLMARK_MODEL = "5. Hallmark model"
+REPORT_PREDICT = "6. Your samples (one-shot prediction)"
+
+
+def report_item(path, caption, category, subcategory, **labels):
+    """Mark an output for the report. Labels name the item within its subcategory (first label
+    first); wildcards in the subcategory and in label values are filled in per job."""
+    return report(
+        path, caption=f"../report/{caption}.rst", category=category, subcategory=subcategory, labels=labels
+    )

@@ -6,8 +6,20 @@ rule otsu_labels:
         scores=expand(f"{RESULTS}/singlecell/scores/{{study}}.tsv", study=list(STUDIES)),
     output:
         labels=f"{RESULTS}/singlecell/labels/labels.tsv",
-        thresholds=f"{RESULTS}/singlecell/labels/thresholds.tsv",
-        png=f"{RESULTS}/singlecell/labels/otsu_histograms.png",
+        thresholds=report_item(
+            f"{RESULTS}/singlecell/labels/thresholds.tsv",
+            "otsu",
+            REPORT_SINGLECELL,
+            "Hallmark labels and synthetic bulk",
+            result="Otsu thresholds (table)",
+        ),
+        png=report_item(
+            f"{RESULTS}/singlecell/labels/otsu_histograms.png",
+            "otsu",
+            REPORT_SINGLECELL,
+            "Hallmark labels and synthetic bulk",
+            result="Otsu thresholds on the UCell scores",
+        ),
         svg=f"{RESULTS}/singlecell/labels/otsu_histograms.svg",
     params:
         studies=list(STUDIES),
@@ -54,7 +66,13 @@ rule combine_synthetic_bulk:
     output:
         train=f"{RESULTS}/singlecell/synthetic_bulk_train.h5ad",
         validation=f"{RESULTS}/singlecell/synthetic_bulk_validation.h5ad",
-        summary=f"{RESULTS}/singlecell/synthetic_bulk_summary.tsv",
+        summary=report_item(
+            f"{RESULTS}/singlecell/synthetic_bulk_summary.tsv",
+            "synthetic_bulk",
+            REPORT_SINGLECELL,
+            "Hallmark labels and synthetic bulk",
+            result="synthetic bulk profiles (table)",
+        ),
     log:
         f"{LOGS}/singlecell/combine_synthetic_bulk.log",
     benchmark:
@@ -73,7 +91,13 @@ rule train_hallmark_model:
         f"{RESULTS}/singlecell/synthetic_bulk_train.h5ad",
     output:
         model=f"{RESULTS}/hallmarks/model.pt",
-        history=f"{RESULTS}/hallmarks/model_history.tsv",
+        history=report_item(
+            f"{RESULTS}/hallmarks/model_history.tsv",
+            "hallmark_history",
+            REPORT_HALLMARK_MODEL,
+            "Training and validation",
+            result="training history (table)",
+        ),
     params:
         **HALLMARK_TRAIN_PARAMS,
         seed=config["seed"],
@@ -95,8 +119,20 @@ rule cv_hallmark_model:
         f"{RESULTS}/singlecell/synthetic_bulk_train.h5ad",
     output:
         folds=f"{RESULTS}/hallmarks/cv_folds.tsv",
-        summary=f"{RESULTS}/hallmarks/cv_summary.tsv",
-        png=f"{RESULTS}/hallmarks/cv_auroc.png",
+        summary=report_item(
+            f"{RESULTS}/hallmarks/cv_summary.tsv",
+            "cv",
+            REPORT_HALLMARK_MODEL,
+            "Training and validation",
+            result="cross-validation metrics (table)",
+        ),
+        png=report_item(
+            f"{RESULTS}/hallmarks/cv_auroc.png",
+            "cv",
+            REPORT_HALLMARK_MODEL,
+            "Training and validation",
+            result="cross-validation AUROC per hallmark",
+        ),
         svg=f"{RESULTS}/hallmarks/cv_auroc.svg",
     params:
         **HALLMARK_TRAIN_PARAMS,
@@ -121,7 +157,13 @@ rule validate_hallmark_model:
         model=f"{RESULTS}/hallmarks/model.pt",
         validation=f"{RESULTS}/singlecell/synthetic_bulk_validation.h5ad",
     output:
-        f"{RESULTS}/hallmarks/heldout_metrics.tsv",
+        report_item(
+            f"{RESULTS}/hallmarks/heldout_metrics.tsv",
+            "heldout",
+            REPORT_HALLMARK_MODEL,
+            "Training and validation",
+            result="held-out studies: metrics (table)",
+        ),
     log:
         f"{LOGS}/hallmarks/validate_hallmark_model.log",
     benchmark:
@@ -139,12 +181,36 @@ rule bulk_hallmark_activity:
         met500=f"{RESULTS}/bulk/harmonised/met500.h5ad",
         label_map=config["bulk"]["label_map"],
     output:
-        activity=f"{RESULTS}/hallmarks/bulk_activity.tsv",
+        activity=report_item(
+            f"{RESULTS}/hallmarks/bulk_activity.tsv",
+            "bulk_activity",
+            REPORT_HALLMARK_MODEL,
+            "Hallmark activity of the bulk samples",
+            result="activity of every sample (table)",
+        ),
         missing=f"{RESULTS}/hallmarks/bulk_missing_genes.tsv",
-        comparison=f"{RESULTS}/hallmarks/primary_vs_metastatic.tsv",
-        heatmap_png=f"{RESULTS}/hallmarks/activity_by_type.png",
+        comparison=report_item(
+            f"{RESULTS}/hallmarks/primary_vs_metastatic.tsv",
+            "activity_compare",
+            REPORT_HALLMARK_MODEL,
+            "Hallmark activity of the bulk samples",
+            result="primary vs metastatic (table)",
+        ),
+        heatmap_png=report_item(
+            f"{RESULTS}/hallmarks/activity_by_type.png",
+            "activity_heatmap",
+            REPORT_HALLMARK_MODEL,
+            "Hallmark activity of the bulk samples",
+            result="mean activity by cancer type",
+        ),
         heatmap_svg=f"{RESULTS}/hallmarks/activity_by_type.svg",
-        compare_png=f"{RESULTS}/hallmarks/primary_vs_metastatic.png",
+        compare_png=report_item(
+            f"{RESULTS}/hallmarks/primary_vs_metastatic.png",
+            "activity_compare",
+            REPORT_HALLMARK_MODEL,
+            "Hallmark activity of the bulk samples",
+            result="primary vs metastatic",
+        ),
         compare_svg=f"{RESULTS}/hallmarks/primary_vs_metastatic.svg",
     params:
         drop_labels=config["bulk"]["drop_labels"],

@@ -38,9 +38,27 @@ rule forward_selection:
         met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
         samples=f"{RESULTS}/bulk/splits/samples.tsv",
     output:
-        table=f"{RESULTS}/markers/{{experiment}}/forward_selection.tsv",
-        markers=f"{RESULTS}/markers/{{experiment}}/markers.tsv",
-        png=f"{RESULTS}/markers/{{experiment}}/forward_selection.png",
+        table=report_item(
+            f"{RESULTS}/markers/{{experiment}}/forward_selection.tsv",
+            "forward_selection",
+            REPORT_MARKERS,
+            "{experiment} markers",
+            result="forward selection (table)",
+        ),
+        markers=report_item(
+            f"{RESULTS}/markers/{{experiment}}/markers.tsv",
+            "markers_table",
+            REPORT_MARKERS,
+            "{experiment} markers",
+            result="marker genes (table)",
+        ),
+        png=report_item(
+            f"{RESULTS}/markers/{{experiment}}/forward_selection.png",
+            "forward_selection",
+            REPORT_MARKERS,
+            "{experiment} markers",
+            result="forward selection (Table 2)",
+        ),
         svg=f"{RESULTS}/markers/{{experiment}}/forward_selection.svg",
     params:
         step=config["markers"]["selection"]["step"],
@@ -67,11 +85,29 @@ rule marker_figures:
         met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
         samples=f"{RESULTS}/bulk/splits/samples.tsv",
     output:
-        tsne_train_png=f"{RESULTS}/markers/{{experiment}}/tsne_train.png",
+        tsne_train_png=report_item(
+            f"{RESULTS}/markers/{{experiment}}/tsne_train.png",
+            "tsne_train",
+            REPORT_MARKERS,
+            "{experiment} markers",
+            result="Fig. 4a: t-SNE of training samples",
+        ),
         tsne_train_svg=f"{RESULTS}/markers/{{experiment}}/tsne_train.svg",
-        tsne_test_png=f"{RESULTS}/markers/{{experiment}}/tsne_test.png",
+        tsne_test_png=report_item(
+            f"{RESULTS}/markers/{{experiment}}/tsne_test.png",
+            "tsne_test",
+            REPORT_MARKERS,
+            "{experiment} markers",
+            result="Fig. 4b: t-SNE of test samples",
+        ),
         tsne_test_svg=f"{RESULTS}/markers/{{experiment}}/tsne_test.svg",
-        heatmap_png=f"{RESULTS}/markers/{{experiment}}/heatmap.png",
+        heatmap_png=report_item(
+            f"{RESULTS}/markers/{{experiment}}/heatmap.png",
+            "marker_heatmap",
+            REPORT_MARKERS,
+            "{experiment} markers",
+            result="Fig. 4c: marker heatmap across types",
+        ),
         heatmap_svg=f"{RESULTS}/markers/{{experiment}}/heatmap.svg",
     params:
         seed=config["seed"],
@@ -95,10 +131,31 @@ rule primary_vs_metastatic:
         met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
         samples=f"{RESULTS}/bulk/splits/samples.tsv",
     output:
-        table=f"{RESULTS}/markers/primary_vs_metastatic/gnb_accuracy.tsv",
-        png=f"{RESULTS}/markers/primary_vs_metastatic/gnb_accuracy.png",
+        table=report_item(
+            f"{RESULTS}/markers/primary_vs_metastatic/gnb_accuracy.tsv",
+            "gnb",
+            REPORT_MARKERS,
+            "Primary vs metastatic",
+            result="Gaussian NB accuracy by k (table)",
+        ),
+        png=report_item(
+            f"{RESULTS}/markers/primary_vs_metastatic/gnb_accuracy.png",
+            "gnb",
+            REPORT_MARKERS,
+            "Primary vs metastatic",
+            result="Gaussian NB accuracy by k",
+        ),
         svg=f"{RESULTS}/markers/primary_vs_metastatic/gnb_accuracy.svg",
-        tsne_png=expand(f"{RESULTS}/markers/primary_vs_metastatic/tsne_top{{k}}.png", k=config["markers"]["tsne_top"]),
+        tsne_png=[
+            report_item(
+                f"{RESULTS}/markers/primary_vs_metastatic/tsne_top{k}.png",
+                "pvm_tsne",
+                REPORT_MARKERS,
+                "Primary vs metastatic",
+                result=f"Fig. 4d/e: t-SNE on the top {k} primary markers",
+            )
+            for k in config["markers"]["tsne_top"]
+        ],
         tsne_svg=expand(f"{RESULTS}/markers/primary_vs_metastatic/tsne_top{{k}}.svg", k=config["markers"]["tsne_top"]),
     params:
         primary_experiment=config["markers"]["primary_experiment"],
@@ -124,8 +181,20 @@ rule marker_enrichment:
         universe=f"{RESULTS}/bulk/filtered/genes_kept.tsv",
         gene_sets=downloaded("genesets/hallmark_gene_sets.csv"),
     output:
-        enrichment=f"{RESULTS}/markers/enrichment.tsv",
-        overlap=f"{RESULTS}/markers/overlap.tsv",
+        enrichment=report_item(
+            f"{RESULTS}/markers/enrichment.tsv",
+            "enrichment",
+            REPORT_MARKERS,
+            "Overlap and hallmark enrichment",
+            result="hallmark enrichment (table)",
+        ),
+        overlap=report_item(
+            f"{RESULTS}/markers/overlap.tsv",
+            "overlap",
+            REPORT_MARKERS,
+            "Overlap and hallmark enrichment",
+            result="primary / metastatic marker overlap (table)",
+        ),
     log:
         f"{LOGS}/markers/marker_enrichment.log",
     benchmark:

@@ -7,11 +7,20 @@ rule predict_oneshot:
     input:
         unpack(predict_inputs),
     output:
-        predictions=f"{RESULTS}/predict/{{job}}/predictions.tsv",
-        hallmarks=f"{RESULTS}/predict/{{job}}/hallmarks.tsv",
+        predictions=report_item(
+            f"{RESULTS}/predict/{{job}}/predictions.tsv", "predict_table", REPORT_PREDICT, "{job}",
+            table="predictions",
+        ),
+        hallmarks=report_item(
+            f"{RESULTS}/predict/{{job}}/hallmarks.tsv", "predict_hallmarks", REPORT_PREDICT, "{job}",
+            table="hallmark activity",
+        ),
         missing=f"{RESULTS}/predict/{{job}}/genes_missing.tsv",
         alignment=f"{RESULTS}/predict/{{job}}/alignment.tsv",
-        png=f"{RESULTS}/predict/{{job}}/probabilities.png",
+        png=report_item(
+            f"{RESULTS}/predict/{{job}}/probabilities.png", "predict_figure", REPORT_PREDICT, "{job}",
+            figure="probabilities",
+        ),
         svg=f"{RESULTS}/predict/{{job}}/probabilities.svg",
     params:
         support=lambda wc: PREDICT_JOBS[wc.job]["support"],

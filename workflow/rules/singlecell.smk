@@ -46,8 +46,22 @@ rule qc_cells:
     output:
         adata=f"{RESULTS}/singlecell/qc/{{study}}.h5ad",
         cells=f"{RESULTS}/singlecell/qc/{{study}}_cells.tsv",
-        summary=f"{RESULTS}/singlecell/qc/{{study}}_summary.tsv",
-        png=f"{RESULTS}/singlecell/qc/{{study}}_qc.png",
+        summary=report_item(
+            f"{RESULTS}/singlecell/qc/{{study}}_summary.tsv",
+            "qc",
+            REPORT_SINGLECELL,
+            "Cell QC",
+            result="cells kept and dropped (table)",
+            study="{study}",
+        ),
+        png=report_item(
+            f"{RESULTS}/singlecell/qc/{{study}}_qc.png",
+            "qc",
+            REPORT_SINGLECELL,
+            "Cell QC",
+            result="QC scatter",
+            study="{study}",
+        ),
         svg=f"{RESULTS}/singlecell/qc/{{study}}_qc.svg",
     params:
         max_mito_fraction=config["singlecell"]["qc"]["max_mito_fraction"],

@@ -9,7 +9,13 @@ rule pretrain_cnn:
         samples=f"{RESULTS}/bulk/splits/samples.tsv",
     output:
         model=f"{RESULTS}/models/{{experiment}}/cnn.pt",
-        history=f"{RESULTS}/models/{{experiment}}/cnn_history.tsv",
+        history=report_item(
+            f"{RESULTS}/models/{{experiment}}/cnn_history.tsv",
+            "cnn_history",
+            REPORT_ONESHOT,
+            "Training",
+            result="CNN pretraining history: {experiment}",
+        ),
     params:
         validation_fraction=config["pretrain"]["validation_fraction"],
         epochs=config["pretrain"]["epochs"],
