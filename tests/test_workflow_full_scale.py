@@ -132,6 +132,7 @@ def _sbatch_args(tmp: Path, monkeypatch, target: str, inputs: list[str]) -> list
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("SBATCH_RECORD", str(record))
     proc = snakemake(work, target, "--profile", "profiles/slurm", "--restart-times", "0",
+                     "--slurm-init-seconds-before-status-checks", "1",
                      "--configfile", "config/full.yaml", check=False, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "test stand-in: not submitting" in out, out[-3000:]
