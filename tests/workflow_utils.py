@@ -21,9 +21,12 @@ def make_workdir(tmp: Path) -> Path:
     return tmp
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run ``python -m snakemake`` in ``workdir``; return the completed process (text)."""
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--nocolor", *args]
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
+              cores: str | None = "2") -> subprocess.CompletedProcess:
+    """Run ``python -m snakemake`` in ``workdir`` (with ``--cores`` unless ``cores`` is None, as a
+    user would type ``snakemake --report``); return the completed process (text)."""
+    cores_args = ["--cores", cores] if cores else []
+    cmd = [sys.executable, "-m", "snakemake", *cores_args, "--nocolor", *args]
     env = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:

@@ -15,7 +15,7 @@ rule benchmark:
         throughput_iterations=config["benchmark"]["throughput_iterations"],
         torch_threads=config["benchmark"]["torch_threads"],
         real="--real" if config["benchmark"]["real"] else "",
-    threads: workflow.cores
+    threads: 64  # Snakemake scales it down to --cores: the demo run inside uses every core given
     log:
         f"{LOGS}/benchmarks/summary.log",
     benchmark:
