@@ -105,8 +105,7 @@ def sub_benchmark(name: str, argv: list[str], work: Path, threads: int) -> pd.Da
         keep = table[table["section"].isin(KEEP_SECTIONS)].copy()
         keep.insert(0, "benchmark", name)
         for col in ("unit", "note"):
-            if col not in keep:
-                keep[col] = ""
+            keep[col] = keep[col].fillna("") if col in keep else ""
         return keep[COLUMNS]
     return pd.DataFrame(columns=COLUMNS)
 
@@ -149,7 +148,7 @@ def main(argv=None) -> int:
     rows = [["demo", "end_to_end", "wall_s", round(wall, 1), "s",
              f"snakemake --cores {args.cores}, demo config, empty results/; {int(per_rule['jobs'].sum())} jobs"],
             ["demo", "end_to_end", "goal_s", args.goal_s, "s", "issue 7: the whole demo in <= 5 minutes on 2 cores"],
-            ["demo", "end_to_end", "within_goal", bool(wall <= args.goal_s), "", ""],
+            ["demo", "end_to_end", "within_goal", "yes" if wall <= args.goal_s else "no", "", ""],
             ["demo", "end_to_end", "sum_of_rule_s", round(float(per_rule["total_s"].sum()), 1), "s",
              "sum over the benchmark: files (jobs run 2 at a time, so > wall time is possible)"]]
     summary = [pd.DataFrame(rows, columns=COLUMNS)]

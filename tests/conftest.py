@@ -21,3 +21,14 @@ def real_dir() -> Path:
     if not (REAL / "PROVENANCE.md").exists():
         pytest.skip("../shared/real is absent: real-data test skipped")
     return REAL
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one CPU thread for the test (reproducible and not oversubscribed); restored after."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -26,11 +26,8 @@ PER_SET = 8
 
 
 @pytest.fixture(autouse=True)
-def _few_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+def _one_thread(one_torch_thread):
+    """Every test of this module runs torch on one thread (conftest.one_torch_thread)."""
 
 
 def _genes() -> list[str]:

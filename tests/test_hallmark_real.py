@@ -51,11 +51,8 @@ def _bench():
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+def _one_thread(one_torch_thread):
+    """Every test of this module runs torch on one thread (conftest.one_torch_thread)."""
 
 
 @pytest.fixture(scope="module")
