@@ -38,10 +38,9 @@ from sklearn.metrics import roc_auc_score
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-from oncoshot.experiments import load_cohorts, load_model, select_samples  # noqa: E402
+from oncoshot.experiments import load_cohorts, load_siamese, select_samples  # noqa: E402
 from oncoshot.io import write_tsv  # noqa: E402
 from oncoshot.markers import best_k, forward_selection, gene_scores  # noqa: E402
-from oncoshot.models import SiameseNet  # noqa: E402
 
 
 def planted_pool(truth: Path) -> set[str]:
@@ -85,9 +84,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         X, y, _ = select_samples(cohorts, samples, exp, "train", res / "bulk/splits/samples.tsv")
         Xt, yt, _ = select_samples(cohorts, samples, exp, "test", res / "bulk/splits/samples.tsv")
-        f = load_model(res / f"models/{exp}/siamese_{args.init}.pt", kind="siamese")
-        model = SiameseNet(len(universe), distance=f["distance"])
-        model.load_state_dict(f["state_dict"])
+        model, _, _ = load_siamese(res / f"models/{exp}/siamese_{args.init}.pt", genes=universe)
         n_way = min(6, len(set(yt)))
         variants = []
         for saliency in ("guided", "plain"):

@@ -4,9 +4,9 @@ same tasks (SPEC §2.3): every test sample embedded once, pairs scored in batche
 import pandas as pd
 import torch
 
-from oncoshot.experiments import load_cohorts, load_model, select_samples
+from oncoshot.experiments import load_cohorts, load_model, load_siamese, select_samples
 from oncoshot.io import write_tsv
-from oncoshot.models import CNNTower, SiameseNet, tower_state_from
+from oncoshot.models import CNNTower, tower_state_from
 from oncoshot.oneshot import (accuracy_with_wilson, correct, embed_samples, make_tasks, nn_cosine,
                               nn_euclidean, nn_pearson, score_tasks_from_embeddings)
 from oncoshot.runtime import run
@@ -20,13 +20,8 @@ def main(sm, log):
     X, y, _ = select_samples(cohorts, samples, p.test_experiment, "test", sm.input.samples)
     device = pick_device()
 
-    siamese_file = load_model(sm.input.siamese, kind="siamese")
     genes = list(cohorts["TCGA"].var_names)
-    if siamese_file["genes"] != genes:
-        raise ValueError(f"{sm.input.siamese}: model genes differ from the test matrix")
-    model = SiameseNet(len(genes), distance=siamese_file["distance"])
-    model.load_state_dict(siamese_file["state_dict"])
-    model.to(device).eval()
+    model, _, _ = load_siamese(sm.input.siamese, device, genes=genes)
     emb = embed_samples(model, X)
 
     cnn_file = load_model(sm.input.cnn, kind="cnn")

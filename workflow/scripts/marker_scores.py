@@ -3,10 +3,9 @@ the training types; gene score = mean over pairs of (w0 + w1) / 2 (SPEC §2.4)."
 
 import torch
 
-from oncoshot.experiments import load_cohorts, load_model, select_samples
+from oncoshot.experiments import load_cohorts, load_siamese, select_samples
 from oncoshot.io import write_tsv
 from oncoshot.markers import gene_scores
-from oncoshot.models import SiameseNet
 from oncoshot.runtime import run
 from oncoshot.training import pick_device
 
@@ -16,13 +15,9 @@ def main(sm, log):
     p = sm.params
     cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
     X, y, _ = select_samples(cohorts, samples, sm.wildcards.experiment, "train", sm.input.samples)
-    f = load_model(sm.input.siamese, kind="siamese")
     var = cohorts["TCGA"].var
-    if f["genes"] != list(var.index):
-        raise ValueError(f"{sm.input.siamese}: model genes differ from the matrix")
-    model = SiameseNet(len(var), distance=f["distance"])
-    model.load_state_dict(f["state_dict"])
     device = pick_device()
+    model, _, _ = load_siamese(sm.input.siamese, device, genes=list(var.index))
     table = gene_scores(model, X, y, max_pairs_per_type=p.max_pairs_per_type, seed=p.seed,
                         batch_size=p.batch_size, device=device, genes=list(var.index), rank_by=p.rank_by,
                         saliency=p.saliency)

@@ -105,6 +105,26 @@ def load_model(path: str | os.PathLike, kind: str | None = None) -> dict:
     return obj
 
 
+def load_siamese(path: str | os.PathLike, device=None, genes: Sequence[str] | None = None):
+    """``(SiameseNet in eval mode on device, model genes, model file dict)`` from a file written by
+    ``train_siamese`` (:func:`load_model`, ``weights_only=True``). With ``genes`` (the columns of
+    the matrix the model will see), a different gene list is an error naming the file."""
+    import torch
+
+    from .models import SiameseNet
+
+    obj = load_model(path, kind="siamese")
+    if genes is not None and list(obj["genes"]) != list(genes):
+        raise InputError(path, "genes", "the model's gene list differs from the matrix's")
+    model = SiameseNet(len(obj["genes"]), distance=obj.get("distance", "sq"))
+    try:
+        model.load_state_dict(obj["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(path, "state_dict", f"does not fit the model ({exc})") from exc
+    model.to(torch.device(device) if device is not None else torch.device("cpu")).eval()
+    return model, list(obj["genes"]), obj
+
+
 SPLIT_COLUMNS = ("experiment", "sample_id", "cohort", "cancer_type", "split")
 
 

@@ -77,6 +77,7 @@ import pandas as pd
 from .bulk import UNITS, BulkWarning, harmonise_gene_ids, read_sample_table, to_log2_fpkm1
 from .bulk import _check_file, _examples, _is_gzip  # the bulk branch's checks and messages
 from .errors import InputError
+from .experiments import load_siamese  # re-exported: predict_oneshot loads its model through it
 
 __all__ = [
     "ORIENTATIONS",
@@ -365,24 +366,6 @@ def read_labels(path: PathLike, samples: Sequence[str], *, sample_column: str = 
 # ---------------------------------------------------------------------------------------------
 # Scoring
 # ---------------------------------------------------------------------------------------------
-def load_siamese(path: PathLike, device=None):
-    """``(SiameseNet in eval mode, model genes, model file dict)`` from a file written by the
-    ``train_siamese`` rule (``torch.load(weights_only=True)``)."""
-    import torch
-
-    from .experiments import load_model
-    from .models import SiameseNet
-
-    obj = load_model(path, kind="siamese")
-    model = SiameseNet(len(obj["genes"]), distance=obj.get("distance", "sq"))
-    try:
-        model.load_state_dict(obj["state_dict"])
-    except RuntimeError as exc:
-        raise InputError(path, "state_dict", f"does not fit the model ({exc})") from exc
-    model.to(torch.device(device) if device is not None else torch.device("cpu")).eval()
-    return model, list(obj["genes"]), obj
-
-
 def pair_logits(model, X_support, X_query, batch: int = 65536, embed_batch: int = 1024) -> np.ndarray:
     """Siamese logits ``[n_query, n_support]`` of every (query, support) pair: every sample embedded
     once (:func:`oncoshot.oneshot.embed_samples`), pairs scored from the cached embeddings in batches
