@@ -18,7 +18,6 @@ names the file or object and the count. Nothing here imports Snakemake.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import warnings
@@ -32,6 +31,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from oncoshot.errors import InputError
+from oncoshot.tables import check_file as _check_file
+from oncoshot.tables import examples as _examples
+from oncoshot.tables import is_gzip as _is_gzip
+from oncoshot.tables import open_binary as _open_binary
+from oncoshot.tables import read_table as _read_table
+from oncoshot.tables import require_columns as _require_columns
+from oncoshot.tables import unquote as _unquote
 
 __all__ = [
     "BulkWarning",
@@ -111,43 +117,6 @@ _ENSGR = re.compile(r"^ENSGR(\d+)")
 
 def _warn(message: str) -> None:
     warnings.warn(message, BulkWarning, stacklevel=3)
-
-
-def _examples(items: Iterable, k: int = 5) -> str:
-    """``'a', 'b', 'c' …`` — the first ``k`` items, quoted, with the total when there are more."""
-    items = list(items)
-    shown = ", ".join(repr(str(x)) for x in items[:k])
-    return shown if len(items) <= k else f"{shown} … ({len(items)} in total)"
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading
-# ---------------------------------------------------------------------------------------------
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
-
-
-def _open_binary(path: Path):
-    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
-
-
-def _check_file(path: PathLike) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, None, "file not found")
-    if path.is_dir():
-        raise InputError(path, None, "is a directory, expected a file")
-    return path
-
-
-def _unquote(field: str) -> str:
-    field = field.strip()
-    if len(field) >= 2 and field[0] == field[-1] and field[0] in "\"'":
-        return field[1:-1]
-    return field
 
 
 def read_matrix(path: PathLike, header_has_id_column: bool = True) -> pd.DataFrame:
@@ -377,28 +346,6 @@ def to_log2_fpkm1(df: pd.DataFrame, unit: str, source: PathLike | None) -> tuple
                              f"library size (sum of counts) is 0, CPM undefined ({len(zero)} such samples)")
         out = np.log2(X / lib * 1e6 + 1.0)
     return pd.DataFrame(out, index=df.index, columns=df.columns), UNITS[unit]
-
-
-def _read_table(path: Path, what: str) -> pd.DataFrame:
-    """Tab-separated table with a header, every cell a string (empty cells → NaN only)."""
-    try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""],
-                         compression="gzip" if _is_gzip(path) else None)
-    except pd.errors.EmptyDataError as exc:
-        raise InputError(path, None, f"empty file (expected a {what} with a header)") from exc
-    except pd.errors.ParserError as exc:
-        raise InputError(path, "rows", f"malformed {what}: {exc}".strip()) from exc
-    if df.empty:
-        raise InputError(path, "rows", f"no data rows in the {what}")
-    df.columns = [_unquote(str(c)) for c in df.columns]
-    return df
-
-
-def _require_columns(df: pd.DataFrame, path: Path, columns: Sequence[str], what: str) -> None:
-    for c in columns:
-        if c not in df.columns:
-            raise InputError(path, f"column {c!r}", f"missing from the {what} (columns present: "
-                             f"{_examples(df.columns, 8)})")
 
 
 def read_probemap(path: PathLike) -> pd.Series:

@@ -75,7 +75,9 @@ import numpy as np
 import pandas as pd
 
 from .bulk import UNITS, BulkWarning, harmonise_gene_ids, read_sample_table, to_log2_fpkm1
-from .bulk import _check_file, _examples, _is_gzip  # the bulk branch's checks and messages
+from .tables import check_file as _check_file
+from .tables import examples as _examples
+from .tables import is_gzip as _is_gzip
 from .errors import InputError
 from .experiments import load_siamese  # re-exported: predict_oneshot loads its model through it
 

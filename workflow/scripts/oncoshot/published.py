@@ -39,6 +39,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import bulk
+from .tables import check_file
 from .errors import InputError
 from .singlecell import _sum_duplicated_genes, select_cell_types
 
@@ -117,7 +118,7 @@ def read_copykat(matrix: PathLike, predictions: PathLike, study: str = "Gao2021_
     ``sample``, ``cell_type`` (:data:`COPYKAT_CELL_TYPES`), ``copykat_pred``, ``study``, ``tissue``;
     ``uns["unit"] = "UMI"``. ``malignant_only``: aneuploid cells only.
     """
-    matrix, predictions = bulk._check_file(matrix), bulk._check_file(predictions)
+    matrix, predictions = check_file(matrix), check_file(predictions)
     calls = bulk.read_sample_table(predictions, "cell.names", "copykat.pred", what="copykat prediction table")
     calls = calls.astype(str).str.strip()
     unknown = sorted(set(calls) - set(COPYKAT_CELL_TYPES))
@@ -137,7 +138,7 @@ def read_infercnv_annotations(path: PathLike) -> pd.Series:
     Raises :class:`InputError` for a missing or empty file, a line without exactly two fields, an
     empty cell name or label, and a cell listed twice.
     """
-    path = bulk._check_file(path)
+    path = check_file(path)
     cells, labels = [], []
     with open(path, encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, start=1):
@@ -171,7 +172,7 @@ def read_infercnv(matrix: PathLike, annotations: PathLike, study: str = "Tirosh2
     (text before the first ``_``; inferCNV's cell names carry the patient). ``obs`` columns ``sample``,
     ``cell_type``, ``annotation`` (the label as written), ``study``, ``tissue``.
     """
-    matrix, annotations = bulk._check_file(matrix), bulk._check_file(annotations)
+    matrix, annotations = check_file(matrix), check_file(annotations)
     labels = read_infercnv_annotations(annotations)
     X, genes, cells, n_dup = _expression(matrix, header_has_id_column=False)
     labels = _match_cells(cells, labels, matrix, annotations)
@@ -203,7 +204,7 @@ def ensembl_symbol_map(path: PathLike | None = None) -> pd.Series:
         except ModuleNotFoundError:
             raise InputError(None, "pygeneconverter", "package not installed (pip install "
                              "pygeneconverter==0.3, see requirements-dev.txt)") from None
-    path = bulk._check_file(path)
+    path = check_file(path)
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
