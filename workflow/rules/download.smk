@@ -5,6 +5,11 @@ wildcard_constraints:
     group="tcga|met500|scrna|genesets",
 
 
+# Downloads run where Snakemake runs, never as cluster jobs: compute nodes often have no internet.
+localrules:
+    download,
+
+
 rule download:
     input:
         download_local_input,
