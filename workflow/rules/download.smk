@@ -2,7 +2,7 @@
 
 
 wildcard_constraints:
-    group="tcga|met500|scrna|genesets",
+    group="tcga|met500|scrna|genesets|oncomark",
 
 
 rule download:
