@@ -376,3 +376,23 @@ def test_other_architectures_are_refused(wheel, tmp_path, edit, message):
     with pytest.raises(InputError, match=r"crafted\.whl!OncoMark/hallmark_model\.keras: " + message):
         om.convert_wheel_to_file(crafted, out, sha256=sha)
     assert not out.exists()
+
+
+def test_malformed_keras_files_are_refused(wheel):
+    members = om.read_model_members(wheel)
+    src = zipfile.ZipFile(io.BytesIO(members["model"]))
+    for config, message in (("[1, 2]", r"config\.json: not a Keras functional model config of the expected shape"),
+                            ("{not json", r"config\.json: not valid JSON")):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for name in src.namelist():
+                zf.writestr(name, config if name == "config.json" else src.read(name))
+        with pytest.raises(InputError, match=r"m\.keras: " + message):
+            om.read_keras_model(buf.getvalue(), "m.keras")
+    with pytest.raises(InputError, match=r"m\.keras: not a \.keras zip"):
+        om.read_keras_model(b"not a zip", "m.keras")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("config.json", src.read("config.json"))
+    with pytest.raises(InputError, match=r"m\.keras: model\.weights\.h5: missing from the \.keras zip"):
+        om.read_keras_model(buf.getvalue(), "m.keras")

@@ -304,9 +304,10 @@ def _architecture(config: dict, source: str) -> dict:
     if not (isinstance(shape, list) and len(shape) == 2 and shape[1] == N_FEATURES):
         raise InputError(source, f"config.json: layer {inputs[0]!r} batch_shape",
                          f"{shape!r}, expected [null, {N_FEATURES}]")
-    in_names = [x[0] for x in cfg.get("input_layers", [])] if isinstance(cfg.get("input_layers"), list) else []
-    if isinstance(cfg.get("input_layers"), list) and cfg["input_layers"] and not isinstance(cfg["input_layers"][0], list):
-        in_names = [cfg["input_layers"][0]]
+    refs = cfg.get("input_layers")
+    if isinstance(refs, list) and refs and not isinstance(refs[0], list):
+        refs = [refs]  # a single input may be saved unnested: ["input_layer", 0, 0]
+    in_names = [r[0] for r in refs if isinstance(r, list) and r] if isinstance(refs, list) else []
     if in_names != inputs:
         raise InputError(source, "config.json: input_layers", f"{cfg.get('input_layers')!r}, expected [[{inputs[0]!r}, 0, 0]]")
     dense = [n for n, layer in by_name.items() if layer["class_name"] == "Dense"]
@@ -408,7 +409,13 @@ def read_keras_model(data: bytes | PathLike, source: str | None = None) -> tuple
             keras_version = str(json.loads(parts["metadata.json"].decode("utf-8")).get("keras_version", ""))
         except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
             raise InputError(source, "metadata.json", f"not valid JSON ({exc})") from exc
-    arch = _architecture(config, source)
+    try:
+        arch = _architecture(config, source)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(source, "config.json", f"not a Keras functional model config of the expected shape "
+                         f"({type(exc).__name__}: {exc})") from None
     weights = _dense_weights(parts["model.weights.h5"], arch["dense_order"], source)
 
     def expect(layer, n_in, n_out):
