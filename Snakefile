@@ -26,6 +26,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/markers.smk"
 include: "workflow/rules/singlecell.smk"
 include: "workflow/rules/hallmarks.smk"
+include: "workflow/rules/oncomark.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/predict.smk"
 

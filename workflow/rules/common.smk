@@ -40,6 +40,11 @@ def _local_path(url):
     return url[len("file://") :] if url.startswith("file://") else url
 
 
+# OncoMark's published model: the PyPI wheel, pinned (oncoshot.sources.oncomark checks it again).
+ONCOMARK_WHEEL = "OncoMark-1.0.0-py3-none-any.whl"
+ONCOMARK_WHEEL_SHA256 = "b142240ec6c10bbd66485a8150e54ec61cb7fdb87ef2fd13a17c86d9011cb2eb"
+
+
 def _download_table(cfg):
     """Map 'group/filename' (the path under results/downloads) to its source URL."""
     table = {}
@@ -56,6 +61,7 @@ def _download_table(cfg):
     for study in sc["studies"]:
         table[f"scrna/{_archive_name(study)}"] = study["url"]
     table["genesets/hallmark_gene_sets.csv"] = sc["gene_sets_url"]
+    table[f"oncomark/{ONCOMARK_WHEEL}"] = cfg["hallmarks"]["published"]["wheel"]
     return table
 
 
@@ -92,7 +98,8 @@ def download_sha256(wildcards):
     Keys are whole URLs (not file names) because `--configfile` extends the demo config rather
     than replacing it: demo and real files share names but never URLs.
     """
-    return (config.get("checksums") or {}).get(download_url(wildcards), "")
+    pinned = ONCOMARK_WHEEL_SHA256 if wildcards.group == "oncomark" else ""
+    return (config.get("checksums") or {}).get(download_url(wildcards), pinned)
 
 
 def download_local_input(wildcards):
@@ -211,12 +218,31 @@ HALLMARK_TRAIN_PARAMS = {
 }
 
 
+# hallmarks.scorer: which hallmark model(s) score the bulk samples and the prediction jobs
+HALLMARK_SCORERS = {"trained": ["trained"], "published": ["published"], "both": ["trained", "published"]}[
+    config["hallmarks"]["scorer"]
+]
+TRAINED_HALLMARK_MODEL = f"{RESULTS}/hallmarks/model.pt"
+PUBLISHED_HALLMARK_MODEL = f"{RESULTS}/hallmarks/published/model.pt"
+
+
+def hallmark_models():
+    """The hallmark model file(s) of the configured scorer(s), keyed ``model`` / ``published``."""
+    models = {}
+    if "trained" in HALLMARK_SCORERS:
+        models["model"] = TRAINED_HALLMARK_MODEL
+    if "published" in HALLMARK_SCORERS:
+        models["published"] = PUBLISHED_HALLMARK_MODEL
+    return models
+
+
 def hallmark_targets():
-    return [
-        f"{RESULTS}/hallmarks/cv_summary.tsv",
-        f"{RESULTS}/hallmarks/heldout_metrics.tsv",
-        f"{RESULTS}/hallmarks/bulk_activity.tsv",
-    ]
+    targets = [f"{RESULTS}/hallmarks/bulk_activity.tsv"]
+    if "trained" in HALLMARK_SCORERS:
+        targets += [f"{RESULTS}/hallmarks/cv_summary.tsv", f"{RESULTS}/hallmarks/heldout_metrics.tsv"]
+    if len(HALLMARK_SCORERS) == 2:
+        targets.append(f"{RESULTS}/hallmarks/agreement.tsv")
+    return targets
 
 
 # --- One-shot prediction of the user's own samples (workflow/rules/predict.smk) ---------------
@@ -239,12 +265,16 @@ def predict_inputs(wildcards):
     job = PREDICT_JOBS[wildcards.job]
     inputs = dict(
         siamese=siamese_model(job["model"], job["init"]),
-        hallmark_model=f"{RESULTS}/hallmarks/model.pt",
         probemap=downloaded("tcga/probemap.tsv"),
         support=job["support"]["path"],
         support_labels=job["support_labels"],
         queries=job["queries"]["path"],
     )
+    models = hallmark_models()
+    if "model" in models:
+        inputs["hallmark_model"] = models["model"]
+    if "published" in models:
+        inputs["published_model"] = models["published"]
     if job.get("query_labels"):
         inputs["query_labels"] = job["query_labels"]
     return inputs

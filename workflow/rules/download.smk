@@ -2,7 +2,7 @@
 
 
 wildcard_constraints:
-    group="tcga|met500|scrna|genesets",
+    group="tcga|met500|scrna|genesets|oncomark",
 
 
 # Downloads run where Snakemake runs, never as cluster jobs: compute nodes often have no internet.

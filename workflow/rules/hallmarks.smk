@@ -176,7 +176,7 @@ rule validate_hallmark_model:
 
 rule bulk_hallmark_activity:
     input:
-        model=f"{RESULTS}/hallmarks/model.pt",
+        **hallmark_models(),
         tcga=f"{RESULTS}/bulk/harmonised/tcga.h5ad",
         met500=f"{RESULTS}/bulk/harmonised/met500.h5ad",
         label_map=config["bulk"]["label_map"],
@@ -214,6 +214,8 @@ rule bulk_hallmark_activity:
         compare_svg=f"{RESULTS}/hallmarks/primary_vs_metastatic.svg",
     params:
         drop_labels=config["bulk"]["drop_labels"],
+        scorers=HALLMARK_SCORERS,
+        published_min_coverage=config["hallmarks"]["published"]["min_coverage"],
     threads: 2
     resources:
         gpu=1,

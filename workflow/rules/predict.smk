@@ -30,6 +30,7 @@ rule predict_oneshot:
         min_coverage=lambda wc: PREDICT_JOBS[wc.job]["min_coverage"],
         min_probability=lambda wc: PREDICT_JOBS[wc.job]["min_probability"],
         batch=config["evaluation"]["batch"],
+        published_min_coverage=config["hallmarks"]["published"]["min_coverage"],
     wildcard_constraints:
         job="|".join(PREDICT_JOBS) or "NO_JOB",
     threads: 2

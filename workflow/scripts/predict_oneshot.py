@@ -1,6 +1,7 @@
 """Rule predict_oneshot: type the user's query samples against their labelled support samples with a
 trained Siamese model (k supports of a type: their same-type probabilities averaged), and score the
-queries' hallmark activity; genes aligned to each model with a report (oncoshot.predict)."""
+queries' hallmark activity with the configured scorer(s) (hallmarks.scorer: our trained model and/or
+OncoMark's published one); genes aligned to each model with a report (oncoshot.predict)."""
 
 import torch
 
@@ -10,6 +11,7 @@ from oncoshot.io import write_tsv
 from oncoshot.plots import save_figure
 from oncoshot.predict import ExpressionSpec, load_siamese, predict_job, probability_heatmap
 from oncoshot.runtime import run
+from oncoshot.sources.oncomark import load_published_model
 from oncoshot.training import pick_device
 
 
@@ -20,10 +22,17 @@ def main(sm, log):
     model, genes, meta = load_siamese(sm.input.siamese, device)
     log.info("Siamese model %s (%s, %s): %d genes, device %s", sm.input.siamese, meta.get("experiment"),
              meta.get("init"), len(genes), device)
-    hallmark_model, preprocessor, _ = load_hallmark_model(sm.input.hallmark_model, device)
+    hallmark = None
+    if sm.input.get("hallmark_model"):
+        hallmark_model, preprocessor, _ = load_hallmark_model(sm.input.hallmark_model, device)
+        hallmark = (hallmark_model, preprocessor)
+    published = load_published_model(sm.input.published_model, device) if sm.input.get("published_model") else None
+    if published is None:
+        log.info("published OncoMark model not run (hallmarks.scorer: trained)")
     result = predict_job(
         model, genes, ExpressionSpec(**p.support), sm.input.support_labels, ExpressionSpec(**p.queries),
-        symbols=read_probemap(sm.input.probemap), hallmark=(hallmark_model, preprocessor),
+        symbols=read_probemap(sm.input.probemap), hallmark=hallmark, published=published,
+        published_min_coverage=p.published_min_coverage,
         query_labels=sm.input.get("query_labels"), sample_column=p.sample_column, type_column=p.type_column,
         min_coverage=p.min_coverage, min_probability=p.min_probability, batch=p.batch, log=log.info,
     )

@@ -131,3 +131,50 @@ def cv_metric_bars(summary: pd.DataFrame, metric: str = "auroc", models: Sequenc
     ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(1.01, 0.0))
     fig.tight_layout()
     return fig
+
+
+def agreement_figure(table: pd.DataFrame, side_by_side: pd.DataFrame | None = None,
+                     title: str = "our trained model vs the published OncoMark model"):
+    """Left: per hallmark the Spearman ρ (ours vs published, per sample across samples) with its
+    bootstrap 95 % interval (:func:`oncoshot.agreement.agreement_table`). Right (with
+    ``side_by_side``, :func:`oncoshot.agreement.type_means_side_by_side`): the per-type mean
+    probability of each hallmark, ours and the published model's, as two heatmaps on one scale."""
+    hallmarks = list(table["hallmark"])
+    n_panels = 3 if side_by_side is not None and len(side_by_side) else 1
+    n_types = len(side_by_side) if n_panels == 3 else 0
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 + (2 * (1.2 + 0.45 * len(hallmarks)) if n_panels == 3 else 0),
+                                                   max(3.6, 1.4 + 0.3 * n_types)), squeeze=False)
+    ax = axes[0, 0]
+    rho = table["spearman_rho"].to_numpy(dtype=float)
+    low = table["ci_low"].to_numpy(dtype=float)
+    high = table["ci_high"].to_numpy(dtype=float)
+    y = np.arange(len(hallmarks))
+    err = np.vstack([np.nan_to_num(rho - low), np.nan_to_num(high - rho)])
+    ax.errorbar(rho, y, xerr=err, fmt="o", color="tab:blue", ecolor="grey", capsize=2, markersize=4)
+    for i, r in enumerate(rho):
+        if not np.isfinite(r):
+            ax.text(0, i, "n/a (constant)", va="center", ha="center", fontsize=6)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, hallmarks)
+    ax.invert_yaxis()
+    ax.set_xlim(-1, 1)
+    ax.set_xlabel("Spearman ρ per sample (95 % bootstrap CI)")
+    ax.set_title(f"agreement across samples (n={int(table['n'].max()) if len(table) else 0})", fontsize=8)
+    if n_panels == 3:
+        types = list(side_by_side.index)
+        labels = [f"{t} (n={int(side_by_side.loc[t, 'n'])})" for t in types]
+        for ax, scorer in zip(axes[0, 1:], ("trained", "published")):
+            M = side_by_side[[f"{h}_{scorer}" for h in hallmarks]].to_numpy(dtype=float)
+            im = ax.imshow(M, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+            ax.set_xticks(range(len(hallmarks)), hallmarks, rotation=45, ha="right")
+            ax.set_yticks(range(len(types)), labels if scorer == "trained" else [], fontsize=7)
+            if M.size <= 1200:
+                for i in range(M.shape[0]):
+                    for j in range(M.shape[1]):
+                        if np.isfinite(M[i, j]):
+                            ax.text(j, i, f"{M[i, j]:.2f}", ha="center", va="center", fontsize=5,
+                                    color="black" if M[i, j] > 0.6 else "white")
+            ax.set_title(f"mean probability by type: {scorer}", fontsize=8)
+        fig.colorbar(im, ax=list(axes[0, 1:]), fraction=0.03, label="mean probability")
+    fig.suptitle(title, fontsize=9)
+    return fig

@@ -1,5 +1,5 @@
 """One-shot prediction for a user's own samples with a trained CancerSiamese model, and their
-hallmark activity with the trained OncoMark model.
+hallmark activity with the trained OncoMark model and/or OncoMark's published model (``hallmarks.scorer``).
 
 A prediction job has a *support* matrix (one or more labelled samples per type — any type names,
 including types the model never saw), a label table for it, and a *query* matrix. Pipeline::
@@ -506,11 +506,15 @@ def _missing_rows(report: dict, model: str, symbols: pd.Series | None, ids_are_s
 
 def predict_job(model, model_genes: Sequence[str], support: ExpressionSpec, support_labels: PathLike,
                 queries: ExpressionSpec, *, symbols: pd.Series | None = None, hallmark=None,
+                published=None, published_min_coverage: float | None = None,
                 query_labels: PathLike | None = None, sample_column: str = "sample_id",
                 type_column: str = "type", min_coverage: float = 0.9,
                 min_probability: float | None = None, batch: int = 65536, log=None) -> PredictionResult:
     """Run one prediction job (module docstring) with a loaded Siamese ``model`` whose input genes
-    are ``model_genes``; ``hallmark`` = ``(HallmarkMTL, Preprocessor)`` or None (no hallmark table).
+    are ``model_genes``; ``hallmark`` = ``(HallmarkMTL, Preprocessor)`` or None (no trained-model
+    columns); ``published`` = :class:`oncoshot.sources.oncomark.PublishedOncoMark` or None (no
+    ``published_<hallmark>`` columns; a query file covering less than ``published_min_coverage`` of
+    its 9,326 genes is an error naming the file).
     ``log(msg)`` receives progress lines. Support samples without a label are left out with a
     warning; fewer than 2 labelled types is an error naming the label table."""
     say = log or (lambda msg: None)
@@ -570,6 +574,22 @@ def predict_job(model, model_genes: Sequence[str], support: ExpressionSpec, supp
         say(f"hallmarks: {rep['n_found']} of {n_model} hallmark model genes found by symbol "
             f"({rep['coverage']:.1%}); missing ones filled with 0 before ranking")
         hallmarks = pd.concat([hallmarks, probs.reset_index(drop=True)], axis=1)
+    if published is not None:
+        from .sources.oncomark import predict_published, published_column
+
+        Xh, names = hallmark_input(expr["queries"], queries.gene_ids, symbols)
+        probs = predict_published(published, Xh, names, samples=query_ids, min_coverage=published_min_coverage,
+                                  source=queries.path)
+        prep = probs.attrs["report"]
+        rep = {"file": "queries", "path": str(queries.path), "n_model_genes": prep["n_features"],
+               "n_found": prep["n_found"], "n_missing": prep["n_missing"], "coverage": prep["coverage"],
+               "n_input_genes": int(expr["queries"].shape[0]), "n_extra_ignored": prep["n_unused_input_genes"],
+               "missing": list(prep["missing_genes"])}
+        reports.append((rep, "published", True))
+        say(f"hallmarks, published OncoMark model: {rep['n_found']} of {rep['n_model_genes']} genes found by "
+            f"symbol ({rep['coverage']:.1%}); missing ones filled with 0 before ranking; "
+            f"{prep['n_duplicate_columns_dropped']} columns of duplicated symbols dropped (the first is kept)")
+        hallmarks = pd.concat([hallmarks, probs.reset_index(drop=True).rename(columns=published_column)], axis=1)
     missing = pd.concat([_missing_rows(r, m, symbols, sym) for r, m, sym in reports], ignore_index=True)
     alignment = pd.DataFrame([{**{k: r[k] for k in ALIGNMENT_COLUMNS if k != "model"}, "model": m}
                               for r, m, _ in reports], columns=ALIGNMENT_COLUMNS)
