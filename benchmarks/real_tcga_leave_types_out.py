@@ -3,7 +3,7 @@
 
 Data (see ``../shared/real/PROVENANCE.md``): GDC HTSeq raw counts of ACC 79, CHOL 36, DLBC 48,
 KICH 65, UCS 56, UVM 80 and ``TEST`` = 20 PAAD (reported as ``PAAD``), harmonised with
-``oncoshot.bulk.harmonise_tcga(unit="counts", on_gene_mismatch="intersect")`` (log2(CPM+1) on the
+``oncoshot.sources.tcga.harmonise_tcga(unit="counts", on_gene_mismatch="intersect")`` (log2(CPM+1) on the
 56,537 shared ids), then the SPEC §1.3 filter ``gene_filter_mask(threshold=0.8)`` on all 384
 samples (17,921 genes kept; genes in sorted Ensembl-id order).
 
@@ -74,6 +74,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 from oncoshot import bulk  # noqa: E402
+from oncoshot.sources import tcga  # noqa: E402
 from oncoshot.experiments import stratified_holdout  # noqa: E402
 from oncoshot.models import CNNClassifier  # noqa: E402
 from oncoshot.oneshot import (  # noqa: E402
@@ -107,7 +108,7 @@ def load(real: Path, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarr
         raise SystemExit(f"missing input files: {missing}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bulk.BulkWarning)  # TEST's 3,896 extra ids are dropped (expected)
-        adata = bulk.harmonise_tcga(matrices, None, unit="counts", on_gene_mismatch="intersect")
+        adata = tcga.harmonise_tcga(matrices, None, unit="counts", on_gene_mismatch="intersect")
     X = np.asarray(adata.X, dtype=np.float32)
     keep = bulk.gene_filter_mask(X, threshold=threshold)
     return (np.ascontiguousarray(X[:, keep]), adata.obs["cancer_type"].astype(str).to_numpy(),

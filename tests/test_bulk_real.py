@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from oncoshot import bulk
+from oncoshot.sources import tcga
 from oncoshot.errors import InputError
 
 pytestmark = pytest.mark.real
@@ -46,7 +47,7 @@ def rnasum(real_dir):
 def harmonised(rnasum):
     matrices, _ = rnasum
     with pytest.warns(bulk.BulkWarning, match=r"TCGA_TEST_Counts\.exp\.gz: 3896 gene ids of project TEST"):
-        return bulk.harmonise_tcga(matrices, None, unit="counts", on_gene_mismatch="intersect")
+        return tcga.harmonise_tcga(matrices, None, unit="counts", on_gene_mismatch="intersect")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def independent(rnasum):
 def test_real_gene_sets_differ_and_error_by_default(rnasum):
     matrices, _ = rnasum
     with pytest.raises(InputError) as e:
-        bulk.harmonise_tcga({"ACC": matrices["ACC"], "TEST": matrices["TEST"]}, None, unit="counts")
+        tcga.harmonise_tcga({"ACC": matrices["ACC"], "TEST": matrices["TEST"]}, None, unit="counts")
     msg = str(e.value)
     assert "TCGA_TEST_Counts.exp.gz" in msg and "project TEST" in msg and "3896 gene ids differ" in msg
 
