@@ -79,6 +79,11 @@ def test_real_shapes_and_labels(harmonised, rnasum):
     assert a.n_vars == N_SHARED
     assert a.var_names.is_monotonic_increasing and a.var_names.is_unique
     assert (a.var["symbol"] == a.var_names).all()  # no probe map: symbol = id
+    # patients: the first 12 characters of the (aliquot) barcodes; report counts agree
+    assert (a.obs["patient"] == a.obs_names.str[:12]).all()
+    per = a.obs["patient"].value_counts()
+    assert a.uns["patients"]["n_patients"] == len(per)
+    assert a.uns["patients"]["n_patients_with_several_samples"] == int((per > 1).sum())
     assert set(a.obs["sample_type"]) == {"primary"} and set(a.obs["sample_code"]) == {"01"}
     assert a.obs["cancer_type"].equals(a.obs["project"])
     # the Target files agree on the type of every sample they share with the matrices
