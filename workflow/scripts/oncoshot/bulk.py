@@ -26,7 +26,6 @@ import re
 import warnings
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import anndata as ad
 import numpy as np
