@@ -49,11 +49,12 @@ def make_tasks(labels, n_way: int, n_tasks: int, seed: int, groups=None) -> OneS
     types, one support sample per type drawn uniformly, the query type drawn uniformly among the N,
     the query drawn uniformly among the samples of its type other than its support.
 
-    ``groups`` (optional, one per sample, e.g. the patient): the query is never drawn from the
-    support's group — nor from any support's group, since a group must hold one type only (a group
-    with samples of two types is an error). Then a type is usable when it has samples of >= 2
-    groups; without ``groups`` every sample is its own group (the same tasks as before ``groups``
-    existed) and a type is usable with >= 2 samples.
+    ``groups`` (optional, one per sample, e.g. the patient): the query is drawn uniformly among the
+    samples of its type *outside its support's group*, so it never shares a group with any support
+    of the task (a group must hold one type only: a group with samples of two types is an error).
+    Supports are still drawn uniformly over samples. A type is then usable when it has samples of
+    >= 2 groups; without ``groups`` every sample is its own group (exactly the tasks drawn before
+    ``groups`` existed) and a type is usable with >= 2 samples.
 
     Fully vectorised; deterministic for a seed (numpy PCG64). Types that are not usable are left
     out with a warning naming them; fewer than ``n_way`` usable types is an error.
