@@ -162,35 +162,37 @@ WORKFLOW_MEASURED = """
 patience 10, 15 % held out; siamese: distance sq, 100 iterations of 128 pairs, lr 1e-4, validation
 every 20 iterations on 300 10-way tasks, best weights kept; seed 20211; CPU, 2 threads).
 Accuracy on 2,000 N-way one-shot tasks over the test types' test samples (the same tasks for every
-method; `results/evaluation/oneshot_results.tsv`). TCGA runs: 10 unseen types, 89 test samples;
-MET500 runs: 10 unseen types, 59 metastatic test samples.
+method; tasks never pair two samples of one patient; `results/evaluation/oneshot_results.tsv`).
+TCGA runs: 10 unseen types, 92 test samples of 89 patients (three `-01A`/`-01B` pairs); MET500 runs:
+10 unseen types, 59 metastatic test libraries of 59 patients (one library per patient).
 
 | run (model → test types) | N | Siamese | 1-NN Euclidean | 1-NN Pearson | CNN-feature cosine |
 |---|---|---|---|---|---|
-| tcga9 | 6 | 96.8 % | 45.6 % | 46.1 % | 86.6 % |
-|  | 8 | 96.7 % | 36.9 % | 37.6 % | 82.2 % |
-|  | 10 | 94.3 % | 32.0 % | 33.2 % | 80.7 % |
-| tcga14 | 6 | 98.2 % | 45.6 % | 46.1 % | 95.5 % |
-|  | 8 | 97.4 % | 36.9 % | 37.6 % | 93.5 % |
-|  | 10 | 96.8 % | 32.0 % | 33.2 % | 93.0 % |
-| tcga19 | 6 | 99.3 % | 45.6 % | 46.1 % | 98.8 % |
-|  | 8 | 98.9 % | 36.9 % | 37.6 % | 98.5 % |
-|  | 10 | 99.3 % | 32.0 % | 33.2 % | 98.4 % |
-| tcga19_scratch | 6 | 92.2 % | 45.6 % | 46.1 % | 98.8 % |
-|  | 8 | 89.2 % | 36.9 % | 37.6 % | 98.5 % |
-|  | 10 | 87.1 % | 32.0 % | 33.2 % | 98.4 % |
-| met500 | 6 | 90.3 % | 47.6 % | 50.3 % | 68.3 % |
-|  | 8 | 86.8 % | 43.4 % | 44.8 % | 62.3 % |
-|  | 10 | 88.1 % | 39.4 % | 40.2 % | 62.2 % |
-| tcga19_on_met500 | 6 | 99.4 % | 47.6 % | 50.3 % | 97.6 % |
-|  | 8 | 98.2 % | 43.4 % | 44.8 % | 95.0 % |
-|  | 10 | 98.2 % | 39.4 % | 40.2 % | 95.5 % |
+| tcga9 | 6 | 95.7 % | 44.7 % | 45.5 % | 85.7 % |
+|  | 8 | 93.8 % | 37.0 % | 38.0 % | 82.7 % |
+|  | 10 | 91.8 % | 32.4 % | 33.5 % | 80.3 % |
+| tcga14 | 6 | 97.5 % | 44.7 % | 45.5 % | 95.2 % |
+|  | 8 | 96.2 % | 37.0 % | 38.0 % | 93.0 % |
+|  | 10 | 95.3 % | 32.4 % | 33.5 % | 90.5 % |
+| tcga19 | 6 | 97.2 % | 44.7 % | 45.5 % | 93.0 % |
+|  | 8 | 96.7 % | 37.0 % | 38.0 % | 91.6 % |
+|  | 10 | 95.3 % | 32.4 % | 33.5 % | 89.9 % |
+| tcga19_scratch | 6 | 93.2 % | 44.7 % | 45.5 % | 93.0 % |
+|  | 8 | 90.9 % | 37.0 % | 38.0 % | 91.6 % |
+|  | 10 | 89.3 % | 32.4 % | 33.5 % | 89.9 % |
+| met500 | 6 | 83.8 % | 45.2 % | 47.0 % | 62.5 % |
+|  | 8 | 81.3 % | 39.6 % | 41.6 % | 56.9 % |
+|  | 10 | 80.3 % | 34.8 % | 36.5 % | 54.9 % |
+| tcga19_on_met500 | 6 | 93.7 % | 45.2 % | 47.0 % | 91.3 % |
+|  | 8 | 91.1 % | 39.6 % | 41.6 % | 87.3 % |
+|  | 10 | 89.8 % | 34.8 % | 36.5 % | 85.2 % |
 
 Validation accuracy (10-way) peaks early and then falls while the training loss keeps dropping
 (the network starts to memorise the training types): best iteration 40 for tcga19 and tcga14
-(99.0 % / 96.3 %; 91 % / 77 % at iteration 100), 60 for tcga9, 80 for met500; from scratch the
-Siamese net needs 80 iterations to reach 91 % (the transferred tower gives 98.7 % after 20). The
-best-validation weights are the output. The 1D-CNN trained on the 10 top shared primary types
+(98.0 % / 96.3 %; 75 % / 71 % at iteration 100), 60 for tcga9, 80 for met500 (86.0 %); from
+scratch the Siamese net needs 80 iterations to reach 91 %. The best-validation weights are the
+output. The sentences below were measured on the previous demo version (one sample per patient,
+before the MET500 libraries and TCGA vials were added). The 1D-CNN trained on the 10 top shared primary types
 classifies the 148 MET500 samples of those types with 100.0 % accuracy (95 % CI 97.5–100 %; paper
 83.33 %). The same library code with training seeds 1 and 7 gave 6-way Siamese accuracies of
 98.3–98.6 % (tcga19), 98.2–98.7 % (tcga14) and 88.1–90.7 % (met500), and 99.3 % for the
