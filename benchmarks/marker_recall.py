@@ -83,7 +83,8 @@ def main(argv=None) -> int:
     for exp in args.experiments:
         t0 = time.perf_counter()
         X, y, _ = select_samples(cohorts, samples, exp, "train", res / "bulk/splits/samples.tsv")
-        Xt, yt, _ = select_samples(cohorts, samples, exp, "test", res / "bulk/splits/samples.tsv")
+        Xt, yt, _, pt = select_samples(cohorts, samples, exp, "test", res / "bulk/splits/samples.tsv",
+                                       with_patients=True)
         model, _, _ = load_siamese(res / f"models/{exp}/siamese_{args.init}.pt", genes=universe)
         n_way = min(6, len(set(yt)))
         variants = []
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
             row = {"experiment": exp, "saliency": saliency, "rank_by": col}
             row.update(recall_table(list(ranked["gene"]), by_gene, universe, pool))
             sel = forward_selection(Xt, yt, list(ranked["gene"]), n_way=n_way, n_tasks=args.n_tasks,
-                                    seed=args.seed, genes=universe)
+                                    seed=args.seed, genes=universe, groups=pt)
             k = best_k(sel)
             row.update({"best_k": k, "best_k_accuracy": float(sel.loc[sel["k"] == k, "accuracy"].iloc[0]),
                         "top100_accuracy": float(sel.loc[sel["k"] == 100, "accuracy"].iloc[0]),

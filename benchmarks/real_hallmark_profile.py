@@ -83,6 +83,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 from oncoshot import bulk  # noqa: E402
+from oncoshot.sources import tcga  # noqa: E402
 from oncoshot.errors import InputError  # noqa: E402
 from oncoshot.hallmark_model import (  # noqa: E402
     METRICS,
@@ -214,7 +215,7 @@ def load_tcga(real: Path, symbol_map: pd.Series | None = None) -> ad.AnnData:
     symbol_map = ensembl_symbol_map() if symbol_map is None else symbol_map
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bulk.BulkWarning)  # TEST's 3,896 extra ids are dropped (expected)
-        adata = bulk.harmonise_tcga(matrices, symbol_map, unit="counts", on_gene_mismatch="intersect")
+        adata = tcga.harmonise_tcga(matrices, symbol_map, unit="counts", on_gene_mismatch="intersect")
     rename = {v: k for k, v in TCGA_FILES.items()}
     adata.obs["cancer_type"] = adata.obs["project"].map(rename).astype(str)
     adata.var["mapped"] = adata.var_names.isin(symbol_map.index)

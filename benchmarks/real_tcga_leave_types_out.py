@@ -3,7 +3,7 @@
 
 Data (see ``../shared/real/PROVENANCE.md``): GDC HTSeq raw counts of ACC 79, CHOL 36, DLBC 48,
 KICH 65, UCS 56, UVM 80 and ``TEST`` = 20 PAAD (reported as ``PAAD``), harmonised with
-``oncoshot.bulk.harmonise_tcga(unit="counts", on_gene_mismatch="intersect")`` (log2(CPM+1) on the
+``oncoshot.sources.tcga.harmonise_tcga(unit="counts", on_gene_mismatch="intersect")`` (log2(CPM+1) on the
 56,537 shared ids), then the SPEC §1.3 filter ``gene_filter_mask(threshold=0.8)`` on all 384
 samples (17,921 genes kept; genes in sorted Ensembl-id order).
 
@@ -74,6 +74,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
 from oncoshot import bulk  # noqa: E402
+from oncoshot.sources import tcga  # noqa: E402
 from oncoshot.experiments import stratified_holdout  # noqa: E402
 from oncoshot.models import CNNClassifier  # noqa: E402
 from oncoshot.oneshot import (  # noqa: E402
@@ -98,7 +99,7 @@ def say(msg: str) -> None:
     print(f"[{time.perf_counter() - T0:7.1f} s] {msg}", flush=True)
 
 
-def load(real: Path, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def load(real: Path, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
     """(X float32 samples × filtered genes, labels, gene ids, number of shared ids)."""
     d = real / "tcga_rnasum"
     matrices = {label: d / f"TCGA_{name}_Counts.exp.gz" for label, name in FILES.items()}
@@ -107,11 +108,11 @@ def load(real: Path, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarr
         raise SystemExit(f"missing input files: {missing}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bulk.BulkWarning)  # TEST's 3,896 extra ids are dropped (expected)
-        adata = bulk.harmonise_tcga(matrices, None, unit="counts", on_gene_mismatch="intersect")
+        adata = tcga.harmonise_tcga(matrices, None, unit="counts", on_gene_mismatch="intersect")
     X = np.asarray(adata.X, dtype=np.float32)
     keep = bulk.gene_filter_mask(X, threshold=threshold)
     return (np.ascontiguousarray(X[:, keep]), adata.obs["cancer_type"].astype(str).to_numpy(),
-            adata.var_names.to_numpy()[keep], adata.n_vars)
+            adata.var_names.to_numpy()[keep], adata.n_vars, adata.obs["patient"].astype(str).to_numpy())
 
 
 def choose_splits(types: list[str], n_splits: int, seed: int) -> list[tuple[list[str], list[str]]]:
@@ -152,7 +153,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     say(f"loading {args.real}/tcga_rnasum (7 count matrices) …")
-    X, y, genes, n_shared = load(Path(args.real), args.filter_threshold)
+    X, y, genes, n_shared, patients = load(Path(args.real), args.filter_threshold)
     types = sorted(set(y))
     counts = pd.Series(y).value_counts().sort_index()
     say(f"{X.shape[0]} samples × {X.shape[1]} filtered genes (of {n_shared} shared ids); "
@@ -179,7 +180,7 @@ def main(argv=None) -> int:
         else:
             cols = np.arange(X.shape[1])
         Xtr, Xte = np.ascontiguousarray(X[tr][:, cols]), np.ascontiguousarray(Xte_all[:, cols])
-        tasks = make_tasks(yte, N_WAY, args.tasks, seed)
+        tasks = make_tasks(yte, N_WAY, args.tasks, seed, groups=patients[te])  # no task pairs a patient's samples
         base = {"split": si, "train_types": "+".join(train_types), "test_types": "+".join(test_types),
                 "n_train_samples": int(tr.sum()), "n_test_samples": int(te.sum())}
 

@@ -1,4 +1,5 @@
-"""Unit tests of oncoshot.bulk on hand-made tiny files (SPEC §1)."""
+"""Unit tests of oncoshot.bulk and the TCGA / MET500 readers (oncoshot.sources) on hand-made tiny
+files (SPEC §1). Real-format fixtures with patients: tests/test_sources_patients.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from oncoshot import bulk
 from oncoshot.errors import InputError
+from oncoshot.sources import met500, tcga
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -340,40 +342,40 @@ PROBEMAP = ("id\tgene\tchrom\tchromStart\tchromEnd\tstrand\n"
 
 
 def test_read_probemap(tmp_path):
-    s = bulk.read_probemap(write_text(tmp_path / "pm.tsv", PROBEMAP))
+    s = tcga.read_probemap(write_text(tmp_path / "pm.tsv", PROBEMAP))
     assert s.to_dict() == {"ENSG00000000003": "TSPAN6", "ENSG00000182378": "PLCXD1", "ENSG00000000005": "TNMD"}
 
 
 def test_read_probemap_missing_column(tmp_path):
     p = write_text(tmp_path / "pm.tsv", "id\tsymbol\nENSG1\tA\n")
     with pytest.raises(InputError) as e:
-        bulk.read_probemap(p)
+        tcga.read_probemap(p)
     assert_names(e, "pm.tsv", "column 'gene'", "missing")
 
 
 def test_read_probemap_empty(tmp_path):
     with pytest.raises(InputError) as e:
-        bulk.read_probemap(write_text(tmp_path / "pm.tsv", ""))
+        tcga.read_probemap(write_text(tmp_path / "pm.tsv", ""))
     assert_names(e, "pm.tsv", "empty")
 
 
 def test_sample_code_and_is_primary():
-    assert bulk.sample_code("TCGA-OR-A5J1-01A") == "01"
-    assert bulk.sample_code("TCGA-OR-A5J1-11A-11R-A29S-07") == "11"
-    assert bulk.is_primary("TCGA-OR-A5J1-01A", "ACC")
-    assert bulk.is_primary("TCGA-OR-A5J1-01B-11R-A29S-07", "ACC")
-    assert not bulk.is_primary("TCGA-OR-A5J1-06A", "ACC")
-    assert not bulk.is_primary("TCGA-OR-A5J1-11A", "ACC")
-    assert not bulk.is_primary("TCGA-OR-A5J1-03A", "ACC")  # 03 only counts for blood cancers
-    assert bulk.is_primary("TCGA-AB-2802-03A", "LAML")
-    assert not bulk.is_primary("TCGA-AB-2802-11A", "LAML")
-    assert bulk.is_primary("TCGA-AB-2802-09A", "LAML", blood_codes=("03", "09"))
-    assert bulk.is_primary("TCGA-OR-A5J1-06A", "SKCM", primary_codes=("01", "06"))
+    assert tcga.sample_code("TCGA-OR-A5J1-01A") == "01"
+    assert tcga.sample_code("TCGA-OR-A5J1-11A-11R-A29S-07") == "11"
+    assert tcga.is_primary("TCGA-OR-A5J1-01A", "ACC")
+    assert tcga.is_primary("TCGA-OR-A5J1-01B-11R-A29S-07", "ACC")
+    assert not tcga.is_primary("TCGA-OR-A5J1-06A", "ACC")
+    assert not tcga.is_primary("TCGA-OR-A5J1-11A", "ACC")
+    assert not tcga.is_primary("TCGA-OR-A5J1-03A", "ACC")  # 03 only counts for blood cancers
+    assert tcga.is_primary("TCGA-AB-2802-03A", "LAML")
+    assert not tcga.is_primary("TCGA-AB-2802-11A", "LAML")
+    assert tcga.is_primary("TCGA-AB-2802-09A", "LAML", blood_codes=("03", "09"))
+    assert tcga.is_primary("TCGA-OR-A5J1-06A", "SKCM", primary_codes=("01", "06"))
 
 
 def test_sample_code_bad_barcode():
     with pytest.raises(InputError) as e:
-        bulk.sample_code("GTEX-1234", source="m.tsv")
+        tcga.sample_code("GTEX-1234", source="m.tsv")
     assert_names(e, "m.tsv", "sample 'GTEX-1234'", "not a TCGA barcode")
 
 
@@ -412,7 +414,7 @@ def _tcga_files(tmp_path, acc_extra_gene=False, laml_samples=LAML_SAMPLES):
 def test_harmonise_tcga(tmp_path):
     matrices, pm = _tcga_files(tmp_path)
     with pytest.warns(bulk.BulkWarning) as rec:
-        a = bulk.harmonise_tcga(matrices, pm)
+        a = tcga.harmonise_tcga(matrices, pm)
     msgs = " | ".join(str(r.message) for r in rec)
     assert "TCGA-ACC.star_fpkm.tsv.gz: 1 gene ids occur more than once" in msgs
     assert "2 non-primary sample(s) of ACC dropped" in msgs and "06: 1" in msgs and "11: 1" in msgs
@@ -447,7 +449,7 @@ def test_harmonise_tcga(tmp_path):
 def test_harmonise_tcga_fpkm_unit_and_series_probemap(tmp_path):
     matrices, pm = _tcga_files(tmp_path)
     with pytest.warns(bulk.BulkWarning):
-        a = bulk.harmonise_tcga({"LAML": matrices["LAML"]}, bulk.read_probemap(pm), unit="fpkm")
+        a = tcga.harmonise_tcga({"LAML": matrices["LAML"]}, tcga.read_probemap(pm), unit="fpkm")
     assert a.uns["unit"] == "log2(FPKM+1)" and a.uns["source_unit"] == "fpkm"
     X = pd.DataFrame(a.X, index=a.obs_names, columns=a.var_names)
     assert X.loc["TCGA-AB-2802-03A", "ENSG00000000005"] == pytest.approx(np.log2(2.1))
@@ -456,10 +458,10 @@ def test_harmonise_tcga_fpkm_unit_and_series_probemap(tmp_path):
 def test_harmonise_tcga_gene_mismatch(tmp_path):
     matrices, pm = _tcga_files(tmp_path, acc_extra_gene=True)
     with pytest.warns(bulk.BulkWarning), pytest.raises(InputError) as e:
-        bulk.harmonise_tcga(matrices, pm)
+        tcga.harmonise_tcga(matrices, pm)
     assert_names(e, "TCGA-LAML.star_fpkm.tsv.gz", "genes", "project LAML", "1 gene ids differ", "project ACC")
     with pytest.warns(bulk.BulkWarning) as rec:
-        a = bulk.harmonise_tcga(matrices, pm, on_gene_mismatch="intersect")
+        a = tcga.harmonise_tcga(matrices, pm, on_gene_mismatch="intersect")
     assert any("1 gene ids of project ACC are not in every TCGA project" in str(r.message) for r in rec)
     assert "ENSG00000999999" not in a.var_names
     assert a.uns["n_genes_dropped_mismatch"] == {"ACC": 1, "LAML": 0}
@@ -468,14 +470,14 @@ def test_harmonise_tcga_gene_mismatch(tmp_path):
 def test_harmonise_tcga_duplicate_barcode_across_projects(tmp_path):
     matrices, pm = _tcga_files(tmp_path, laml_samples=["TCGA-AB-2802-03A", "TCGA-OR-A5J1-01A", "TCGA-AB-2804-11A"])
     with pytest.warns(bulk.BulkWarning), pytest.raises(InputError) as e:
-        bulk.harmonise_tcga(matrices, pm, blood_codes=("03", "01"))
+        tcga.harmonise_tcga(matrices, pm, blood_codes=("03", "01"))
     assert_names(e, "TCGA-LAML.star_fpkm.tsv.gz", "sample 'TCGA-OR-A5J1-01A'", "duplicated barcode", "ACC")
 
 
 def test_harmonise_tcga_no_primary(tmp_path):
     matrices, pm = _tcga_files(tmp_path)
     with pytest.raises(InputError) as e:
-        bulk.harmonise_tcga({"LAML": matrices["LAML"]}, pm, blood_projects=())
+        tcga.harmonise_tcga({"LAML": matrices["LAML"]}, pm, blood_projects=())
     assert_names(e, "TCGA-LAML.star_fpkm.tsv.gz", "samples", "no primary tumour", "03", "11")
 
 
@@ -483,7 +485,7 @@ def test_harmonise_tcga_bad_barcode(tmp_path):
     p = write_matrix(tmp_path / "TCGA-ACC.star_fpkm.tsv", "Ensembl_ID", ["TCGA-OR-A5J1-01A", "sampleX"],
                      [("ENSG1.1", [1, 2])])
     with pytest.raises(InputError) as e:
-        bulk.harmonise_tcga({"ACC": p}, None)
+        tcga.harmonise_tcga({"ACC": p}, None)
     assert_names(e, "TCGA-ACC.star_fpkm.tsv", "sample 'sampleX'", "not a TCGA barcode")
 
 
@@ -495,7 +497,7 @@ def test_harmonise_tcga_clinical(tmp_path):
                       "TCGA-OR-A5J2-01A\tSolid Tissue Normal\t60\n"   # disagrees with code 01
                       "TCGA-OR-A5J3-06A\tMetastatic\t70\n", gz=True)
     with pytest.warns(bulk.BulkWarning) as rec:
-        a = bulk.harmonise_tcga(matrices, pm, clinical={"ACC": clin})
+        a = tcga.harmonise_tcga(matrices, pm, clinical={"ACC": clin})
     msg = [str(r.message) for r in rec if "sample_type.samples" in str(r.message)]
     assert len(msg) == 1
     assert "TCGA-ACC.clinical.tsv.gz" in msg[0] and "TCGA-OR-A5J2-01A" in msg[0] and "1 sample(s)" in msg[0]
@@ -507,21 +509,21 @@ def test_harmonise_tcga_clinical_errors(tmp_path):
     matrices, pm = _tcga_files(tmp_path)
     clin = write_text(tmp_path / "c.tsv", "sample\ttype\nTCGA-OR-A5J1-01A\tPrimary Tumor\n")
     with pytest.warns(bulk.BulkWarning), pytest.raises(InputError) as e:
-        bulk.harmonise_tcga(matrices, pm, clinical={"ACC": clin})
+        tcga.harmonise_tcga(matrices, pm, clinical={"ACC": clin})
     assert_names(e, "c.tsv", "column 'sample_type.samples'", "missing")
     with pytest.raises(InputError) as e:
-        bulk.harmonise_tcga(matrices, pm, clinical={"BRCA": clin})
+        tcga.harmonise_tcga(matrices, pm, clinical={"BRCA": clin})
     assert_names(e, "c.tsv", "project", "'BRCA'", "no expression matrix")
 
 
 def test_harmonise_tcga_bad_options(tmp_path):
     matrices, pm = _tcga_files(tmp_path)
     with pytest.raises(InputError, match="unit.*'tpm'"):
-        bulk.harmonise_tcga(matrices, pm, unit="tpm")
+        tcga.harmonise_tcga(matrices, pm, unit="tpm")
     with pytest.raises(InputError, match="on_gene_mismatch"):
-        bulk.harmonise_tcga(matrices, pm, on_gene_mismatch="union")
+        tcga.harmonise_tcga(matrices, pm, on_gene_mismatch="union")
     with pytest.raises(InputError, match="no TCGA project"):
-        bulk.harmonise_tcga({}, pm)
+        tcga.harmonise_tcga({}, pm)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -541,15 +543,15 @@ def _met_files(tmp_path, meta_extra=(), meta_missing=False):
     meta_rows = [("MO_1000", "BRCA"), ("MO_1001", "COLO"), ("MO_1002", "MISC"), *meta_extra]
     if meta_missing:
         meta_rows = meta_rows[1:]
-    meta = write_text(tmp_path / "M.meta.plus.txt",
-                      "Sample_id\tcohort\tbiopsy_tissue\n" + "".join(f"{s}\t{c}\tliver\n" for s, c in meta_rows))
+    meta = write_text(tmp_path / "M.meta.plus.txt", "Sample_id\tsample_source\tcohort\tbiopsy_tissue\n"
+                      + "".join(f"{s}\tP{s[3:]}\t{c}\tliver\n" for s, c in meta_rows))
     return mx, meta
 
 
 def test_harmonise_met500(tmp_path):
     mx, meta = _met_files(tmp_path)
     pm = write_text(tmp_path / "probemap.tsv", PROBEMAP)
-    a = bulk.harmonise_met500(mx, meta, pm)
+    a = met500.harmonise_met500(mx, meta, pm)
     assert a.shape == (3, 3)
     assert a.obs["cohort"].unique().tolist() == ["MET500"]
     assert a.obs["sample_type"].unique().tolist() == ["metastatic"]
@@ -569,23 +571,25 @@ def test_harmonise_met500(tmp_path):
 
 def test_harmonise_met500_custom_columns(tmp_path):
     mx = write_matrix(tmp_path / "mx.tsv", "id", ["a", "b"], [("ENSG1.1", [1.0, 2.0])])
-    meta = write_text(tmp_path / "meta.tsv", "run\tlabel\nb\tPRAD\na\tSKCM\n")
-    a = bulk.harmonise_met500(mx, meta, None, unit="log2_fpkm1", sample_column="run", label_column="label")
+    meta = write_text(tmp_path / "meta.tsv", "run\tlabel\tdonor\nb\tPRAD\tp2\na\tSKCM\tp1\n")
+    a = met500.harmonise_met500(mx, meta, None, unit="log2_fpkm1", sample_column="run", label_column="label",
+                                patient_column="donor")
     assert a.obs["cancer_type"].tolist() == ["SKCM", "PRAD"]
+    assert a.obs["patient"].tolist() == ["p1", "p2"]
     assert a.var["symbol"].tolist() == ["ENSG1"]
 
 
 def test_harmonise_met500_sample_without_metadata(tmp_path):
     mx, meta = _met_files(tmp_path, meta_missing=True)
     with pytest.raises(InputError) as e:
-        bulk.harmonise_met500(mx, meta, None)
+        met500.harmonise_met500(mx, meta, None)
     assert_names(e, "M.meta.plus.txt", "column 'Sample_id'", "no metadata row", "'MO_1000'", "M.mx.log2.txt.gz")
 
 
 def test_harmonise_met500_metadata_without_expression(tmp_path):
     mx, meta = _met_files(tmp_path, meta_extra=[("MO_9999", "PRAD")])
     with pytest.warns(bulk.BulkWarning, match=r"M\.meta\.plus\.txt: 1 metadata sample.*'MO_9999'"):
-        a = bulk.harmonise_met500(mx, meta, None)
+        a = met500.harmonise_met500(mx, meta, None)
     assert "MO_9999" not in a.obs_names
     assert a.uns["n_metadata_without_expression"] == 1
 
@@ -594,23 +598,23 @@ def test_harmonise_met500_metadata_errors(tmp_path):
     mx, _ = _met_files(tmp_path)
     meta = write_text(tmp_path / "m1.txt", "Sample_id\ttissue\nMO_1000\tliver\n")
     with pytest.raises(InputError) as e:
-        bulk.harmonise_met500(mx, meta, None)
+        met500.harmonise_met500(mx, meta, None)
     assert_names(e, "m1.txt", "column 'cohort'", "missing")
-    meta = write_text(tmp_path / "m2.txt", "Sample_id\tcohort\nMO_1000\tBRCA\nMO_1000\tPRAD\n")
+    meta = write_text(tmp_path / "m2.txt", "Sample_id\tcohort\tsample_source\nMO_1000\tBRCA\tP1\nMO_1000\tPRAD\tP1\n")
     with pytest.raises(InputError) as e:
-        bulk.harmonise_met500(mx, meta, None)
-    assert_names(e, "m2.txt", "column 'Sample_id'", "different labels", "MO_1000")
+        met500.harmonise_met500(mx, meta, None)
+    assert_names(e, "m2.txt", "column 'Sample_id'", "different 'cohort'", "MO_1000")
     meta = write_text(tmp_path / "m3.txt", "Sample_id\tcohort\nMO_1000\t\n")
     with pytest.raises(InputError) as e:
-        bulk.harmonise_met500(mx, meta, None)
+        met500.harmonise_met500(mx, meta, None)
     assert_names(e, "m3.txt", "column 'cohort'", "empty label", "MO_1000")
 
 
 def test_harmonise_met500_nan_names_file_gene_sample(tmp_path):
     mx = write_matrix(tmp_path / "mx.tsv", "sample", ["a", "b"], [("ENSG1.1", [1.0, "NA"])])
-    meta = write_text(tmp_path / "meta.tsv", "Sample_id\tcohort\na\tBRCA\nb\tPRAD\n")
+    meta = write_text(tmp_path / "meta.tsv", "Sample_id\tcohort\tsample_source\na\tBRCA\tpa\nb\tPRAD\tpb\n")
     with pytest.raises(InputError) as e:
-        bulk.harmonise_met500(mx, meta, None)
+        met500.harmonise_met500(mx, meta, None)
     assert_names(e, "mx.tsv", "gene 'ENSG1'", "sample 'b'", "NaN")
 
 
@@ -783,6 +787,8 @@ def _cohorts(tcga_counts=None, met_counts=None, shuffle_seed=None):
                          index=[f"TCGA-{t}-{i}" for i, t in enumerate(t_types)])
     m_obs = pd.DataFrame({"cohort": "MET500", "cancer_type": m_types},
                          index=[f"MET-{t}-{i}" for i, t in enumerate(m_types)])
+    t_obs["patient"] = t_obs.index  # one sample per patient (patients: tests/test_sources_patients.py)
+    m_obs["patient"] = m_obs.index
     if shuffle_seed is not None:
         t_obs = t_obs.sample(frac=1, random_state=shuffle_seed)
         m_obs = m_obs.sample(frac=1, random_state=shuffle_seed)
@@ -802,7 +808,7 @@ def test_split_types_structure():
         types, samples = bulk.split_types(tcga, met, seed=1)
     assert list(types.columns) == ["experiment", "cancer_type", "role", "cohort", "n_train",
                                    "n_validation", "n_test", "rank"]
-    assert list(samples.columns) == ["experiment", "sample_id", "cohort", "cancer_type", "split"]
+    assert list(samples.columns) == ["experiment", "sample_id", "cohort", "cancer_type", "split", "patient"]
     assert types["experiment"].unique().tolist() == ["tcga9", "tcga14", "tcga19", "met500", "cnn_primary_to_met"]
     tr9, tr14, tr19 = (_types(types, e, "train") for e in ("tcga9", "tcga14", "tcga19"))
     assert tr9 == set(ONLY)
@@ -880,14 +886,15 @@ def test_split_types_small_type_drop_and_error():
         types, samples = bulk.split_types(tcga, met, seed=0)
     msgs = [str(r.message) for r in rec]
     for exp in ("tcga9", "tcga14", "tcga19"):
-        assert any(f"'{exp}': cancer type 'S19' has 1 TCGA sample(s) in split 'validation'" in m for m in msgs)
+        assert any(f"'{exp}': cancer type 'S19' has 1 TCGA patient(s) (1 sample(s)) in split 'validation'" in m
+                   for m in msgs)
     assert "S19" not in _types(types, "tcga9", "test")
     assert len(_types(types, "tcga9", "test")) == 9
     assert "S19" not in set(samples[samples["experiment"] == "tcga19"]["cancer_type"])
     assert "S19" in _types(types, "met500", "test")  # its MET500 samples are enough there
     with pytest.raises(InputError) as e:
         bulk.split_types(tcga, met, seed=0, small_type_policy="error")
-    assert_names(e, "cancer type 'S19'", "1 TCGA sample(s)", "validation", "min_samples=2")
+    assert_names(e, "cancer type 'S19'", "1 TCGA patient(s)", "validation", "min_samples=2")
 
 
 def test_split_types_small_met500_type():
@@ -897,7 +904,7 @@ def test_split_types_small_met500_type():
     with pytest.warns(bulk.BulkWarning) as rec:
         types, _ = bulk.split_types(tcga, met, seed=0)
     msgs = [str(r.message) for r in rec]
-    assert any("'met500': cancer type 'S03' has 1 MET500 sample(s) in split 'train'" in m for m in msgs)
+    assert any("'met500': cancer type 'S03' has 1 MET500 patient(s) (1 sample(s)) in split 'train'" in m for m in msgs)
     assert "S03" not in _types(types, "met500", "train")
     assert "S03" not in _types(types, "cnn_primary_to_met", "train")
     assert "S03" in _types(types, "tcga19", "train")
@@ -924,7 +931,8 @@ def test_split_types_too_few_shared_types():
 def test_split_types_met500_only_type_warns_and_parameters():
     tcga, met = _cohorts()
     extra = ad.AnnData(X=np.zeros((3, 1), dtype=np.float32),
-                       obs=pd.DataFrame({"cohort": "MET500", "cancer_type": "NEPC"}, index=["x1", "x2", "x3"]))
+                       obs=pd.DataFrame({"cohort": "MET500", "cancer_type": "NEPC", "patient": ["x1", "x2", "x3"]},
+                                        index=["x1", "x2", "x3"]))
     met2 = ad.concat([met, extra])
     with pytest.warns(bulk.BulkWarning, match="absent from TCGA are not used: 'NEPC'"):
         types, _ = bulk.split_types(tcga, met2, seed=0)
@@ -951,5 +959,5 @@ def test_read_clinical_lenient(tmp_path):
                    "TCGA-OR-A5J3-01A\tPrimary Tumor\n"
                    "TCGA-OR-A5J3-01A\tMetastatic\n")            # conflict: first kept, warned
     with pytest.warns(bulk.BulkWarning, match=r"clin\.tsv: 1 sample\(s\) listed with different"):
-        s = bulk.read_clinical(p)
+        s = tcga.read_clinical(p)
     assert s.to_dict() == {"TCGA-OR-A5J1-01A": "Primary Tumor", "TCGA-OR-A5J3-01A": "Primary Tumor"}

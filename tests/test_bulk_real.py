@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from oncoshot import bulk
+from oncoshot.sources import tcga
 from oncoshot.errors import InputError
 
 pytestmark = pytest.mark.real
@@ -46,7 +47,7 @@ def rnasum(real_dir):
 def harmonised(rnasum):
     matrices, _ = rnasum
     with pytest.warns(bulk.BulkWarning, match=r"TCGA_TEST_Counts\.exp\.gz: 3896 gene ids of project TEST"):
-        return bulk.harmonise_tcga(matrices, None, unit="counts", on_gene_mismatch="intersect")
+        return tcga.harmonise_tcga(matrices, None, unit="counts", on_gene_mismatch="intersect")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def independent(rnasum):
 def test_real_gene_sets_differ_and_error_by_default(rnasum):
     matrices, _ = rnasum
     with pytest.raises(InputError) as e:
-        bulk.harmonise_tcga({"ACC": matrices["ACC"], "TEST": matrices["TEST"]}, None, unit="counts")
+        tcga.harmonise_tcga({"ACC": matrices["ACC"], "TEST": matrices["TEST"]}, None, unit="counts")
     msg = str(e.value)
     assert "TCGA_TEST_Counts.exp.gz" in msg and "project TEST" in msg and "3896 gene ids differ" in msg
 
@@ -78,6 +79,11 @@ def test_real_shapes_and_labels(harmonised, rnasum):
     assert a.n_vars == N_SHARED
     assert a.var_names.is_monotonic_increasing and a.var_names.is_unique
     assert (a.var["symbol"] == a.var_names).all()  # no probe map: symbol = id
+    # patients: the first 12 characters of the (aliquot) barcodes; report counts agree
+    assert (a.obs["patient"] == a.obs_names.str[:12]).all()
+    per = a.obs["patient"].value_counts()
+    assert a.uns["patients"]["n_patients"] == len(per)
+    assert a.uns["patients"]["n_patients_with_several_samples"] == int((per > 1).sum())
     assert set(a.obs["sample_type"]) == {"primary"} and set(a.obs["sample_code"]) == {"01"}
     assert a.obs["cancer_type"].equals(a.obs["project"])
     # the Target files agree on the type of every sample they share with the matrices

@@ -216,7 +216,9 @@ def test_probemap_covers_tcga_ids(tcga):
 def test_met500_matrix_and_meta(tcga, met500):
     mx, meta = met500
     assert mx.index.name == "sample"
-    assert all(re.fullmatch(r"MO_\d+", s) for s in mx.columns) and mx.columns.is_unique
+    # sequencing libraries: <patient>-<capt|poly>-SI_<n>-<flowcell>
+    assert all(re.fullmatch(r"(MO|TP)_\d{4}-(capt|poly)-SI_\d{4}-[A-Z0-9]{5}(ANXX|ADXX|BCXX)", s) for s in mx.columns)
+    assert mx.columns.is_unique
     assert all(re.fullmatch(r"ENS(G0|GR)\d{10}\.\d+", i) for i in mx.index)
     values = mx.to_numpy()
     assert np.isfinite(values).all()
@@ -232,11 +234,26 @@ def test_met500_matrix_and_meta(tcga, met500):
     par_y = mx[mx.index.str.startswith("ENSGR")]
     assert len(par_y) == 2 and (par_y == round(np.log2(0.001), 4)).all().all()
     assert 80 <= len(set(v36) - set(v23)) <= 120
-    assert {"Sample_id", "cohort", "biopsy_tissue", "tumor_content"} <= set(meta.columns)
-    assert set(meta["Sample_id"]) == set(mx.columns)
-    assert meta["tumor_content"].between(0.3, 0.8).all()
+    assert list(meta.columns) == ["Sample_id", "sample_type", "sample_source", "dataset", "tissue", "cohort",
+                                  "run.id", "idx", "test", "tc", "biopsy_tissue"]  # REAL_FORMATS.md
+    assert set(meta["Sample_id"]) == set(mx.columns) and (meta["run.id"] == meta["Sample_id"]).all()
+    assert set(meta["sample_type"]) == {"tumor"}
+    assert meta["tc"].between(0.3, 0.8).all()
     assert {"MISC", "SCER"} <= set(meta["cohort"])
-    assert 250 <= len(meta) <= 320
+    assert meta["tissue"].isna().any() and meta["tissue"].notna().mean() > 0.8  # some primary sites empty
+    # patients: sample_source = the id's part before -capt-/-poly-; about 3/4 have both libraries,
+    # which share label, tissue, tumour content and biopsy site
+    parsed = meta["Sample_id"].str.extract(r"^(?P<patient>.+?)-(?P<library>capt|poly)-")
+    assert (parsed["patient"] == meta["sample_source"]).all()
+    assert ((parsed["library"] == "poly") == (meta["test"] == "polyA")).all()
+    per = meta.groupby("sample_source")
+    assert (per[["cohort", "tc", "biopsy_tissue"]].nunique(dropna=False) == 1).all().all()
+    n_lib = per.size()
+    assert 250 <= len(n_lib) <= 320 and set(n_lib) == {1, 2}
+    assert 0.65 <= (n_lib == 2).mean() <= 0.85
+    both = n_lib.index[n_lib == 2]
+    assert all(sorted(parsed.loc[meta["sample_source"] == p, "library"]) == ["capt", "poly"] for p in both[:20])
+    assert meta["sample_source"].str.startswith("TP_").any()
 
 
 def _merged_counts(tcga, met500):
@@ -246,8 +263,8 @@ def _merged_counts(tcga, met500):
         code = "03" if p == "LAML" else "01"
         t = MERGE.get(p, p)
         prim[t] = prim.get(t, 0) + int((df.columns.str[13:15] == code).sum())
-    met = meta[~meta["cohort"].isin(["MISC", "SCER"])]["cohort"].value_counts()
-    return pd.Series(prim), met
+    met = meta[~meta["cohort"].isin(["MISC", "SCER"])].drop_duplicates("sample_source")["cohort"].value_counts()
+    return pd.Series(prim), met  # MET500: patients per type
 
 
 def test_types_and_unique_ranking(tcga, met500):
@@ -507,3 +524,38 @@ def test_hallmark_activity_is_visible_in_counts(studies):
             frac = t.loc[ok].groupby("sample")[h].mean()
             assert frac.between(0.05, 0.95).all(), (name, h)
             assert share[active].mean() > 2 * share[~active].mean(), (name, h)
+
+
+# ----------------------------------------------------------------------------- patients
+
+
+def test_twin_libraries_and_vials_are_near_duplicates(tcga, met500):
+    mx, meta = met500
+    x = np.log2((2.0 ** mx - 0.001).clip(lower=0) + 1.0).T  # libraries × genes, log2(FPKM+1)
+    by_patient = meta.set_index("Sample_id")["sample_source"]
+    label = meta.set_index("Sample_id")["cohort"]
+    twins = [g.tolist() for _, g in meta.groupby("sample_source")["Sample_id"] if len(g) == 2]
+    d_twin = np.array([np.linalg.norm(x.loc[a] - x.loc[b]) for a, b in twins])
+    # nearest other-patient library of the same type, for the first library of each twin pair
+    d_other = []
+    for a, _ in twins[:40]:
+        same = label.index[(label == label[a]) & (by_patient != by_patient[a])]
+        d_other.append(np.linalg.norm(x.loc[same] - x.loc[a], axis=1).min())
+    assert np.median(d_twin) < 0.5 * np.median(d_other)
+    assert (d_twin[:40] < np.array(d_other)).all()  # a twin is closer than any other patient
+    # TCGA: second vials -01B next to their -01A, in five projects
+    pairs = [(p, b[:-1] + "A", b) for p, df in tcga.items() for b in df.columns if b.endswith("-01B")]
+    assert sorted(p for p, *_ in pairs) == ["BRCA", "CESC", "LIHC", "MESO", "SARC"]
+    for p, a, b in pairs:
+        df = tcga[p]
+        d_pair = np.linalg.norm(df[a] - df[b])
+        d_rest = min(np.linalg.norm(df[a] - df[c]) for c in df.columns if c[:12] != a[:12] and c[13:15] == "01")
+        assert d_pair < 0.5 * d_rest, p
+    truth = pd.read_csv(TRUTH / "bulk_samples.tsv", sep="\t", keep_default_na=False)
+    t_met = truth[truth["cohort"] == "MET500"].set_index("sample_id")
+    assert (t_met.loc[meta["Sample_id"], "patient"].to_numpy() == meta["sample_source"].to_numpy()).all()
+    kept = t_met[t_met["library_kept"]]
+    assert kept["patient"].is_unique and set(kept["patient"]) == set(meta["sample_source"])
+    assert (kept.loc[kept.index.isin([b for _, b in twins] + [a for a, _ in twins]), "library"] == "poly").all()
+    t_tcga = truth[truth["cohort"] == "TCGA"]
+    assert (t_tcga["patient"] == t_tcga["sample_id"].str[:12]).all()

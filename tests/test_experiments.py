@@ -39,6 +39,20 @@ def test_select_samples_follows_table_order_across_cohorts():
     assert len(ids) == 4
 
 
+def test_select_samples_with_patients():
+    genes = ["g1", "g2"]
+    tcga, met = _cohort("T", 3, genes, 0), _cohort("M", 2, genes, 1)
+    table = pd.DataFrame({"experiment": ["e"] * 4, "sample_id": ["T2", "M0", "T0", "M1"],
+                          "cohort": ["TCGA", "MET500", "TCGA", "MET500"], "cancer_type": ["A", "B", "A", "B"],
+                          "split": ["test"] * 4, "patient": ["p1", "m1", "p1", "m2"]})
+    X, y, ids, patients = select_samples({"TCGA": tcga, "MET500": met}, table, "e", "test", with_patients=True)
+    assert list(ids) == ["T2", "T0", "M0", "M1"]
+    assert list(patients) == ["TCGA:p1", "TCGA:p1", "MET500:m1", "MET500:m2"]
+    with pytest.raises(InputError, match=r"splits\.tsv: column 'patient': missing"):
+        select_samples({"TCGA": tcga, "MET500": met}, table.drop(columns="patient"), "e", "test", "splits.tsv",
+                       with_patients=True)
+
+
 def test_select_samples_errors_name_the_problem():
     genes = ["g1", "g2"]
     tcga = _cohort("T", 2, genes, 0)

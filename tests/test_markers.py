@@ -379,6 +379,24 @@ def test_forward_selection_same_tasks_and_grid():
         forward_selection(pd.DataFrame(X, columns=genes), y, ["nope"] + ranking[1:], n_tasks=10)
 
 
+def test_forward_selection_tasks_keep_patients_apart():
+    """With ``groups``, forward selection scores the patient-disjoint tasks of ``make_tasks``: twins
+    (a near-copy of a sample under another id) inflate the accuracy without them, not with them."""
+    X, y = _typed_data()
+    rng = np.random.default_rng(3)
+    Xt = np.vstack([X, X + rng.normal(0, 0.01, X.shape)])  # every sample has a near-identical twin
+    yt = np.concatenate([y, y])
+    patients = np.concatenate([np.arange(len(y)), np.arange(len(y))]).astype(str)
+    with_groups = forward_selection(Xt, yt, np.arange(X.shape[1]), step=10, n_way=6, n_tasks=500, seed=7,
+                                    groups=patients)
+    tasks = make_tasks(yt, 6, 500, 7, groups=patients)
+    assert np.all(patients[tasks.support] != patients[tasks.query][:, None])
+    acc = accuracy_with_wilson(correct(nn_euclidean(Xt[:, :10], tasks), tasks))[0]
+    assert with_groups.loc[with_groups["k"] == 10, "accuracy"].item() == acc
+    leaky = forward_selection(Xt, yt, np.arange(X.shape[1]), step=10, n_way=6, n_tasks=500, seed=7)
+    assert leaky["all_genes_accuracy"].iloc[0] > with_groups["all_genes_accuracy"].iloc[0]
+
+
 def test_forward_selection_informative_genes_first():
     rng = np.random.default_rng(8)
     n_types, per = 8, 10

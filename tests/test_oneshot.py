@@ -173,6 +173,92 @@ def test_tasks_deterministic_and_checked():
     assert t.support.shape == (50, 5)
 
 
+def _twins(seed=0):
+    """Types with patients of 1–3 samples (vials / libraries), shuffled; a type with one patient
+    (3 samples) and a type with one single-sample patient."""
+    rng = np.random.default_rng(seed)
+    labels, groups = [], []
+    for t, n_patients in {"a": 12, "b": 3, "c": 7, "d": 5, "e": 20, "f": 2, "g": 9}.items():
+        for p in range(n_patients):
+            k = int(rng.integers(1, 4))
+            labels += [t] * k
+            groups += [f"{t}-p{p}"] * k
+    labels += ["one_patient"] * 3 + ["one_sample"]
+    groups += ["solo"] * 3 + ["single"]
+    order = rng.permutation(len(labels))
+    return np.array(labels)[order], np.array(groups)[order]
+
+
+@pytest.mark.parametrize("n_way", [2, 5, 7])
+def test_tasks_with_groups_never_pair_a_patient(n_way):
+    y, g = _twins()
+    with pytest.warns(UserWarning, match=r"< 2 groups \(patients\) left out: \['one_patient', 'one_sample'\]"):
+        tasks = make_tasks(y, n_way, 5000, seed=3, groups=g)
+    rows = np.arange(len(tasks))
+    st = y[tasks.support]
+    assert all(len(set(r)) == n_way for r in st)
+    assert np.all(st[rows, tasks.true_pos] == y[tasks.query])
+    # the query's patient is none of the supports' patients (checked against every support)
+    assert np.all(g[tasks.support] != g[tasks.query][:, None])
+    assert not {"one_patient", "one_sample"} & set(st.ravel())
+    # every other-patient sample of the type is a possible query, uniformly: compare counts per
+    # (support, query) pair with the independent expectation 1 / (#samples of the type outside
+    # the support's patient)
+    sup = tasks.support[rows, tasks.true_pos]
+    pairs = {}
+    for s_, q_ in zip(sup, tasks.query):
+        pairs.setdefault(s_, []).append(q_)
+    for s_, qs in pairs.items():
+        cand = np.flatnonzero((y == y[s_]) & (g != g[s_]))
+        assert set(qs) <= set(cand)
+    big = max(pairs, key=lambda k: len(pairs[k]))
+    cand = np.flatnonzero((y == y[big]) & (g != g[big]))
+    counts = np.array([pairs[big].count(c) for c in cand])
+    assert counts.sum() == len(pairs[big]) and counts.min() >= 0
+    assert np.abs(counts / counts.sum() - 1 / len(cand)).max() < 0.6 / len(cand) + 0.05
+
+
+def test_tasks_groups_leak_without_them_and_match_old_tasks():
+    y, g = _twins(1)
+    with pytest.warns(UserWarning):
+        plain = make_tasks(y, 5, 3000, seed=4)
+    # without groups, twins do pair up (the leak the groups prevent)
+    assert (g[plain.support[np.arange(3000), plain.true_pos]] == g[plain.query]).any()
+    # one group per sample = no groups: the very same tasks
+    with pytest.warns(UserWarning):
+        same = make_tasks(y, 5, 3000, seed=4, groups=np.arange(len(y)))
+    assert all(np.array_equal(a, b) for a, b in zip(plain, same))
+    with pytest.warns(UserWarning):
+        a, b = make_tasks(y, 5, 500, 9, groups=g), make_tasks(y, 5, 500, 9, groups=list(g))
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+def test_tasks_groups_checked():
+    y, g = _twins(2)
+    bad = g.copy()
+    bad[np.flatnonzero(y == "a")[0]] = g[np.flatnonzero(y == "c")[0]]
+    with pytest.raises(ValueError, match="groups.*several types"):
+        make_tasks(y, 3, 10, 0, groups=bad)
+    with pytest.raises(ValueError, match="one group per sample"):
+        make_tasks(y, 3, 10, 0, groups=g[:-1])
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"8-way tasks need 8 types with >= 2 groups"):
+        make_tasks(y, 8, 10, 0, groups=g)
+
+
+def test_tasks_with_groups_are_fast():
+    import time
+
+    rng = np.random.default_rng(0)
+    n = 20000
+    y = rng.integers(0, 30, n)
+    g = np.array([f"{t}-{p}" for t, p in zip(y, rng.integers(0, 300, n))])
+    t0 = time.perf_counter()
+    tasks = make_tasks(y, 10, 20000, seed=1, groups=g)
+    elapsed = time.perf_counter() - t0
+    assert np.all(g[tasks.support] != g[tasks.query][:, None])
+    assert elapsed < 5.0, elapsed  # 0.06 s measured (0.03 s without groups), 20,000 10-way tasks, 20,000 samples
+
+
 # ------------------------------------------------------------------------------------------------
 # baselines
 # ------------------------------------------------------------------------------------------------

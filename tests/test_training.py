@@ -247,6 +247,30 @@ def test_siamese_without_validation_keeps_last_weights(tiny):
         train_siamese(X, y, X[:8], y[:8], iterations=2, log=lambda s: None, **{**KW, "val_n_way": 5})
 
 
+def test_siamese_validation_tasks_keep_patients_apart(tiny, monkeypatch):
+    """``groups_val`` (the validation samples' patients) reaches the validation tasks: no task pairs
+    two samples of one patient, and the tasks differ from those drawn without patients."""
+    from oncoshot import training
+
+    X, y, Xv, yv = tiny
+    patients = np.array([f"{t}-{i // 2}" for i, t in enumerate(yv)])  # twins: two samples per patient
+    seen = []
+    real = training.make_tasks
+
+    def spy(*args, **kwargs):
+        tasks = real(*args, **kwargs)
+        seen.append((kwargs.get("groups"), tasks))
+        return tasks
+
+    monkeypatch.setattr(training, "make_tasks", spy)
+    res = train_siamese(X, y, Xv, yv, iterations=10, seed=0, log=lambda s: None, groups_val=patients, **KW)
+    groups, tasks = seen[-1]
+    assert groups is patients and res.history["val_accuracy"].notna().all()
+    assert np.all(patients[tasks.support] != patients[tasks.query][:, None])
+    with pytest.raises(ValueError, match="groups_val has 3 entries"):
+        train_siamese(X, y, Xv, yv, iterations=2, log=lambda s: None, groups_val=patients[:3], **KW)
+
+
 # ------------------------------------------------------------------------------------------------
 # one-shot generalisation to unseen types
 # ------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from workflow_utils import REPO, make_workdir, planned_jobs, snakemake
 pytestmark = pytest.mark.workflow
 
 TRUTH = REPO / "resources" / "demo" / "truth"
-SPLIT_TARGETS = ["results/bulk/splits/types.tsv", "results/bulk/splits/samples.tsv"]
+SPLIT_TARGETS = ["results/bulk/splits/types.tsv", "results/bulk/splits/samples.tsv", "results/bulk/patients.tsv"]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,15 @@ def test_harmonised_samples_match_truth(demo_run):
     met = ad.read_h5ad(demo_run / "results/bulk/harmonised/met500.h5ad")
     want_tcga = set(truth.query("cohort == 'TCGA' and kept")["sample_id"])
     assert set(tcga.obs_names) == want_tcga  # primaries only (01, and 03 for LAML)
-    want_met = set(truth.query("cohort == 'MET500'")["sample_id"])
+    want_met = set(truth.query("cohort == 'MET500' and library_kept")["sample_id"])  # one library per patient
     assert set(met.obs_names) == want_met
+    t = truth.set_index("sample_id")
+    assert (tcga.obs["patient"] == t.loc[tcga.obs_names, "patient"]).all()
+    assert (met.obs["patient"] == t.loc[met.obs_names, "patient"]).all() and met.obs["patient"].is_unique
+    assert (met.obs["library"] == t.loc[met.obs_names, "library"]).all()
+    libs = pd.read_csv(demo_run / "results/bulk/harmonised/met500_libraries.tsv", sep="\t")
+    assert set(libs["sample_id"]) == set(truth.query("cohort == 'MET500'")["sample_id"])
+    assert set(libs.loc[libs["kept"], "sample_id"]) == want_met
     # units: everything in log2(FPKM+1): no negatives, no versioned ids, no duplicated ids
     for a in (tcga, met):
         assert np.nanmin(a.X) >= 0
@@ -83,11 +90,11 @@ def test_splits_follow_spec(demo_run):
         t = types.query("experiment == @exp")
         assert set(t.query("role == 'train'")["cancer_type"]) == only_tcga | set(ranked[:k])
         assert set(t.query("role == 'test'")["cancer_type"]) == set(ranked[10:])
-    # test types: their TCGA samples split ~50/50 into validation and test, disjoint
+    # test types: their TCGA patients split ~50/50 into validation and test, disjoint
     s = samples.query("experiment == 'tcga19'")
     for ctype in ranked[10:]:
         sub = s[s["cancer_type"] == ctype]
-        n_val, n_test = (sub["split"] == "validation").sum(), (sub["split"] == "test").sum()
+        n_val, n_test = (sub.groupby("split")["patient"].nunique().get(k, 0) for k in ("validation", "test"))
         assert abs(n_val - n_test) <= 1 and n_val >= 2 and n_test >= 2
     assert not set(s.query("split == 'train'")["cancer_type"]) & set(ranked[10:])
     m = types.query("experiment == 'met500'")
@@ -148,3 +155,36 @@ def test_bad_checksum_fails_cleanly(tmp_path):
     assert not (work / target).exists()
     folder = work / "results/downloads/met500"
     assert not folder.exists() or not any(folder.iterdir())  # no temp file either
+
+
+def test_patients_never_straddle_a_split_or_a_task(demo_run):
+    """End to end on the demo's samples table: the 01A/01B vials of a TCGA patient sit on one side,
+    no patient is in two splits of an experiment, the report's counts match the generator's truth,
+    and tasks drawn with the patients never pair two samples of one patient."""
+    from oncoshot.oneshot import make_tasks
+
+    truth = pd.read_csv(TRUTH / "bulk_samples.tsv", sep="\t", keep_default_na=False)
+    samples = pd.read_csv(demo_run / "results/bulk/splits/samples.tsv", sep="\t")
+    assert (samples.groupby(["experiment", "cohort", "patient"])["split"].nunique() == 1).all()
+    vials = truth[truth["sample_code"] == "01B"]["patient"]
+    assert len(vials) == 5
+    s19 = samples[samples["experiment"] == "tcga19"]
+    in_test_types = s19[s19["patient"].isin(vials) & (s19["split"] != "train")]
+    assert in_test_types.groupby("patient").size().eq(2).all() and in_test_types["patient"].nunique() == 3
+    report = pd.read_csv(demo_run / "results/bulk/patients.tsv", sep="\t").set_index("cohort")
+    met = truth[truth["cohort"] == "MET500"]
+    n_lib = met.groupby("patient").size()
+    assert report.loc["MET500", "n_samples_in"] == len(met)
+    assert report.loc["MET500", "n_patients"] == len(n_lib)
+    assert report.loc["MET500", "n_patients_with_several_samples"] == int((n_lib > 1).sum())
+    assert report.loc["MET500", "n_libraries_dropped"] == len(met) - len(n_lib)
+    assert report.loc["MET500", "n_patients_with_several_samples_after_labels"] == 0
+    assert report.loc["TCGA", "n_samples_kept"] == int((truth["cohort"].eq("TCGA") & truth["kept"]).sum())
+    assert report.loc["TCGA", "n_patients_with_several_samples"] == 5
+    assert (report["n_patients_on_both_sides"] == 0).all()
+    test = s19[s19["split"] == "test"].reset_index(drop=True)
+    y, groups = test["cancer_type"].to_numpy(), test["patient"].to_numpy()
+    tasks = make_tasks(y, 6, 5000, 20211, groups=groups)
+    rows = np.arange(len(tasks))
+    assert (groups[tasks.support] != groups[tasks.query][:, None]).all()
+    assert (y[tasks.support[rows, tasks.true_pos]] == y[tasks.query]).all()

@@ -50,6 +50,8 @@ TABLES = {
     "bulk/labelled/tcga_labels.tsv": (BULK, "Preprocessing"),
     "bulk/labelled/met500_labels.tsv": (BULK, "Preprocessing"),
     "bulk/splits/types.tsv": (BULK, "Preprocessing"),
+    "bulk/patients.tsv": (BULK, "Preprocessing"),
+    "bulk/harmonised/met500_libraries.tsv": (BULK, "Preprocessing"),
     "evaluation/oneshot_results.tsv": (ONESHOT, "N-way accuracy"),
     "evaluation/cnn_primary_to_met/accuracy.tsv": (ONESHOT, "Primary-trained CNN on metastases"),
     **{f"models/{e}/cnn_history.tsv": (ONESHOT, "Training")

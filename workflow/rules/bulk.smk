@@ -1,4 +1,5 @@
-# Bulk branch preprocessing (SPEC §1): harmonise → gene filter → label merge → type splits.
+# Bulk branch preprocessing (SPEC §1): harmonise → gene filter → label merge → type splits (by
+# patient) and the patient report.
 
 
 rule harmonise_tcga:
@@ -32,11 +33,23 @@ rule harmonise_met500:
         metadata=downloaded("met500/metadata.tsv"),
         probemap=downloaded("tcga/probemap.tsv"),
     output:
-        f"{RESULTS}/bulk/harmonised/met500.h5ad",
+        adata=f"{RESULTS}/bulk/harmonised/met500.h5ad",
+        libraries=report_item(
+            f"{RESULTS}/bulk/harmonised/met500_libraries.tsv",
+            "bulk_libraries",
+            REPORT_BULK,
+            "Preprocessing",
+            result="MET500 libraries: patient, type, kept or dropped",
+        ),
     params:
         unit=config["met500"]["unit"],
         sample_column=config["met500"]["sample_column"],
         label_column=config["met500"]["label_column"],
+        patient_column=config["met500"]["patient_column"],
+        library_column=config["met500"]["library_column"],
+        patient_policy=config["met500"]["patient_policy"],
+        libraries=config["met500"]["libraries"],
+        prefer_library=config["met500"]["prefer_library"],
     log:
         f"{LOGS}/bulk/harmonise_met500.log",
     benchmark:
@@ -114,6 +127,13 @@ rule split_types:
             result="type splits",
         ),
         samples=f"{RESULTS}/bulk/splits/samples.tsv",
+        patients=report_item(
+            f"{RESULTS}/bulk/patients.tsv",
+            "bulk_patients",
+            REPORT_BULK,
+            "Preprocessing",
+            result="patients: samples and libraries merged or dropped",
+        ),
     params:
         training_sets=config["splits"]["training_sets"],
         n_test_types=config["splits"]["n_test_types"],

@@ -134,6 +134,8 @@ def bulk_targets():
         f"{RESULTS}/bulk/filtered/genes_kept.tsv",
         f"{RESULTS}/bulk/splits/types.tsv",
         f"{RESULTS}/bulk/splits/samples.tsv",
+        f"{RESULTS}/bulk/patients.tsv",
+        f"{RESULTS}/bulk/harmonised/met500_libraries.tsv",
     ] + expand(f"{RESULTS}/bulk/labelled/{{cohort}}_labels.tsv", cohort=COHORTS)
 
 

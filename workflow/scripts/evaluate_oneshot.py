@@ -17,7 +17,8 @@ def main(sm, log):
     torch.set_num_threads(sm.threads)
     p = sm.params
     cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
-    X, y, _ = select_samples(cohorts, samples, p.test_experiment, "test", sm.input.samples)
+    X, y, _, patients = select_samples(cohorts, samples, p.test_experiment, "test", sm.input.samples,
+                                       with_patients=True)
     device = pick_device()
 
     genes = list(cohorts["TCGA"].var_names)
@@ -32,12 +33,13 @@ def main(sm, log):
         cnn_emb = torch.cat([tower(torch.as_tensor(X[i:i + 1024], device=device)) for i in range(0, len(X), 1024)])
 
     n_types = len(set(y))
+    log.info("%s: %d test samples of %d patients in %d types", sm.wildcards.run, len(y), len(set(patients)), n_types)
     rows = []
     for n_way in p.n_way:
         if n_way > n_types:
             log.warning("%d-way skipped: only %d test types", n_way, n_types)
             continue
-        tasks = make_tasks(y, n_way, p.n_tasks, p.seed)
+        tasks = make_tasks(y, n_way, p.n_tasks, p.seed, groups=patients)  # no task pairs two samples of a patient
         methods = {
             "siamese": lambda: score_tasks_from_embeddings(model, emb, tasks, batch=p.batch),
             "nn_euclidean": lambda: nn_euclidean(X, tasks, device=device),
@@ -51,7 +53,7 @@ def main(sm, log):
             rows.append(dict(experiment=sm.wildcards.run, model=p.model_experiment, init=p.init,
                              test=p.test_experiment, method=method, n_way=n_way, accuracy=acc,
                              ci_low=low, ci_high=high, tasks=len(tasks), seed=p.seed,
-                             n_test_samples=len(y), n_test_types=n_types))
+                             n_test_samples=len(y), n_test_patients=len(set(patients)), n_test_types=n_types))
     if not rows:
         raise ValueError(f"no N-way evaluation possible with {n_types} test types")
     write_tsv(pd.DataFrame(rows), sm.output[0])

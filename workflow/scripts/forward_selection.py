@@ -12,12 +12,13 @@ from oncoshot.runtime import run
 def main(sm, log):
     p = sm.params
     cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
-    X, y, _ = select_samples(cohorts, samples, sm.wildcards.experiment, "test", sm.input.samples)
+    X, y, _, patients = select_samples(cohorts, samples, sm.wildcards.experiment, "test", sm.input.samples,
+                                       with_patients=True)
     scores = read_tsv(sm.input.scores, required=("gene_id", "symbol", "rank"))
     genes = list(cohorts["TCGA"].var_names)
     n_way = min(p.n_way, len(set(y)))
     table = forward_selection(X, y, list(scores["gene_id"]), step=p.step, max_k=p.max_k, n_way=n_way,
-                              n_tasks=p.n_tasks, seed=p.seed, genes=genes)
+                              n_tasks=p.n_tasks, seed=p.seed, genes=genes, groups=patients)
     k = best_k(table)
     best = table.loc[table["k"] == k].iloc[0]
     log.info("%s: best k = %d, %d-way accuracy %.4f; all %d genes %.4f", sm.wildcards.experiment, k, n_way,

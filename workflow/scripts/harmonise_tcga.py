@@ -1,6 +1,6 @@
 """Rule harmonise_tcga: GDC-hub matrices → one samples × genes .h5ad in log2(FPKM+1)."""
 
-from oncoshot.bulk import harmonise_tcga
+from oncoshot.sources.tcga import harmonise_tcga
 from oncoshot.io import write_h5ad
 from oncoshot.runtime import run
 
@@ -19,6 +19,11 @@ def main(sm, log):
         blood_codes=tuple(sm.params.blood_codes),
     )
     log.info("TCGA: %d primary samples × %d genes from %d projects", *adata.shape, len(projects))
+    info = adata.uns["patients"]
+    log.info("TCGA: %d primary samples of %d patients (patient = first 12 barcode characters); %d patients "
+             "have several primary samples (%d samples), kept together on one side of every split",
+             info["n_samples_kept"], info["n_patients"], info["n_patients_with_several_samples"],
+             info["n_samples_of_such_patients"])
     write_h5ad(adata, sm.output[0])
 
 

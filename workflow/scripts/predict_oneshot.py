@@ -5,7 +5,7 @@ OncoMark's published one); genes aligned to each model with a report (oncoshot.p
 
 import torch
 
-from oncoshot.bulk import read_probemap
+from oncoshot.sources.tcga import read_probemap
 from oncoshot.hallmark_model import load_hallmark_model
 from oncoshot.io import write_tsv
 from oncoshot.plots import save_figure

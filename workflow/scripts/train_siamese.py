@@ -15,7 +15,7 @@ def main(sm, log):
     exp, init = sm.wildcards.experiment, sm.wildcards.init
     cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
     X, y, _ = select_samples(cohorts, samples, exp, "train", sm.input.samples)
-    Xv, yv, _ = select_samples(cohorts, samples, exp, "validation", sm.input.samples)
+    Xv, yv, _, pv = select_samples(cohorts, samples, exp, "validation", sm.input.samples, with_patients=True)
     tower = None
     if init == "transfer":
         cnn = load_model(sm.input.cnn, kind="cnn")
@@ -36,7 +36,7 @@ def main(sm, log):
         X, y, Xv, yv, tower_state=tower, distance=p.distance, iterations=p.iterations,
         batch_size=p.batch_size, lr=p.lr, val_every=p.val_every, val_tasks=p.val_tasks,
         val_n_way=val_n_way, seed=p.seed, device=device, checkpoint_path=checkpoint,
-        log=log.info, amp_bf16=p.amp_bf16,
+        log=log.info, amp_bf16=p.amp_bf16, groups_val=pv,
     )
     save_model(sm.output.model, kind="siamese", state_dict=result.state,
                genes=list(cohorts["TCGA"].var_names), distance=p.distance, experiment=exp, init=init,

@@ -1,13 +1,16 @@
-"""Bulk preprocessing (SPEC §1): read, harmonise, gene filter, label merge and type splits.
+"""Bulk preprocessing shared by the sources (SPEC §1): matrices, gene ids, units, gene filter,
+label merge, type splits and the patient report.
 
-Pipeline for one cohort::
+The readers of each real source live in :mod:`oncoshot.sources` (:mod:`~oncoshot.sources.tcga`:
+GDC-hub matrices, clinical tables, probe map, barcodes and patients;
+:mod:`~oncoshot.sources.met500`: matrix, metadata, patients and libraries). They share, from here::
 
-    read_matrix ─► PAR_Y handling + strip_version ─► collapse_duplicates ─► align gene sets
-               ─► to_log2_fpkm1 ─► primary selection (TCGA) ─► AnnData (samples × genes, float32)
+    read_matrix ─► PAR_Y handling + strip_version ─► collapse_duplicates   (read_prepared)
+               ─► align gene sets ─► to_log2_fpkm1 ─► AnnData (samples × genes, float32; build_adata)
 
 then, over the cohorts, :func:`filter_genes` (mean-and-std filter + intersection),
-:func:`merge_labels` (label table, MISC/SCER dropped) and :func:`split_types` (training / test
-type sets and the sample splits of every experiment).
+:func:`merge_labels` (label table, MISC/SCER dropped), :func:`split_types` (training / test
+type sets and the sample splits of every experiment, made by patient) and :func:`patient_report`.
 
 Every bad input raises :class:`oncoshot.errors.InputError` whose message names the file (or the
 object), the field (row, column, gene, sample) and the problem. Recoverable oddities (duplicated
@@ -23,7 +26,6 @@ import re
 import warnings
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -41,26 +43,26 @@ from oncoshot.tables import unquote as _unquote
 
 __all__ = [
     "BulkWarning",
+    "PathLike",
     "UNITS",
-    "SAMPLE_TYPE_NAMES",
+    "warn",
     "read_matrix",
     "strip_version",
     "is_par_y",
     "harmonise_gene_ids",
     "collapse_duplicates",
     "to_log2_fpkm1",
-    "read_probemap",
     "read_sample_table",
-    "read_clinical",
-    "sample_code",
-    "is_primary",
-    "harmonise_tcga",
-    "harmonise_met500",
+    "symbols_of",
+    "read_prepared",
+    "build_adata",
     "gene_filter_mask",
     "filter_genes",
     "read_label_map",
     "merge_labels",
     "split_types",
+    "PATIENT_REPORT_COLUMNS",
+    "patient_report",
 ]
 
 PathLike = str | os.PathLike
@@ -84,39 +86,17 @@ LOG2_0001 = float(np.log2(0.001))
 #: rounding of log2(0 + 0.001) and become 0; lower values mean a negative FPKM (an error).
 LOG2_0001_TOLERANCE = 0.05
 
-#: GDC sample type code → the name used by ``sample_type.samples`` in the Xena clinical files.
-SAMPLE_TYPE_NAMES: dict[str, str] = {
-    "01": "Primary Tumor",
-    "02": "Recurrent Tumor",
-    "03": "Primary Blood Derived Cancer - Peripheral Blood",
-    "04": "Recurrent Blood Derived Cancer - Bone Marrow",
-    "05": "Additional - New Primary",
-    "06": "Metastatic",
-    "07": "Additional Metastatic",
-    "08": "Human Tumor Original Cells",
-    "09": "Primary Blood Derived Cancer - Bone Marrow",
-    "10": "Blood Derived Normal",
-    "11": "Solid Tissue Normal",
-    "12": "Buccal Cell Normal",
-    "13": "EBV Immortalized Normal",
-    "14": "Bone Marrow Normal",
-    "15": "sample type 15",
-    "16": "sample type 16",
-    "20": "Control Analyte",
-    "40": "Recurrent Blood Derived Cancer - Peripheral Blood",
-    "50": "Cell Lines",
-    "60": "Primary Xenograft Tissue",
-    "61": "Cell Line Derived Xenograft Tissue",
-}
-
-_BARCODE = re.compile(r"^TCGA-[A-Za-z0-9]{2}-[A-Za-z0-9]{4}-(\d{2})")
 _VERSION = re.compile(r"\.\d+$")
 _PAR_Y = "_PAR_Y"
 _ENSGR = re.compile(r"^ENSGR(\d+)")
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
+    """Emit a :class:`BulkWarning` (shared by the source readers of :mod:`oncoshot.sources`)."""
     warnings.warn(message, BulkWarning, stacklevel=3)
+
+
+_warn = warn
 
 
 def read_matrix(path: PathLike, header_has_id_column: bool = True) -> pd.DataFrame:
@@ -348,23 +328,6 @@ def to_log2_fpkm1(df: pd.DataFrame, unit: str, source: PathLike | None) -> tuple
     return pd.DataFrame(out, index=df.index, columns=df.columns), UNITS[unit]
 
 
-def read_probemap(path: PathLike) -> pd.Series:
-    """Read a Xena probe map (``id gene chrom chromStart chromEnd strand``) → Series
-    unversioned gene id → symbol (name ``symbol``).
-
-    ``_PAR_Y`` ids collapse onto their X id; when an id appears more than once the first symbol
-    is kept. Rows with an empty symbol are ignored. Raises :class:`InputError` for a missing or
-    empty file and missing ``id``/``gene`` columns.
-    """
-    path = _check_file(path)
-    df = _read_table(path, "probe map")
-    _require_columns(df, path, ("id", "gene"), "probe map")
-    df = df.dropna(subset=["id", "gene"])
-    ids = strip_version(df["id"].to_numpy())
-    s = pd.Series(df["gene"].to_numpy(dtype=object), index=pd.Index(ids, name="gene_id"), name="symbol")
-    return s[~s.index.duplicated(keep="first")]
-
-
 def read_sample_table(path: PathLike, sample_column: str, label_column: str, what: str = "sample table") -> pd.Series:
     """Read a tab-separated table with a header → Series sample id → label (str).
 
@@ -390,273 +353,41 @@ def read_sample_table(path: PathLike, sample_column: str, label_column: str, wha
                      index=pd.Index(df[sample_column].to_numpy(dtype=object), name="sample"), name=label_column)
 
 
-def read_clinical(path: PathLike, sample_column: str = "sample", type_column: str = "sample_type.samples") -> pd.Series:
-    """Read a GDC-hub ``TCGA-<PROJ>.clinical.tsv.gz`` → Series sample barcode → sample type name.
-
-    Only used for a consistency check, so it is lenient where :func:`read_sample_table` is
-    strict: rows with an empty sample or sample type are ignored, and a sample listed with
-    different types keeps the first with a warning. Missing columns are still an error.
-    """
-    path = _check_file(path)
-    df = _read_table(path, "clinical table")
-    _require_columns(df, path, (sample_column, type_column), "clinical table")
-    df = df[[sample_column, type_column]].dropna().drop_duplicates()
-    dup = df[sample_column][df[sample_column].duplicated()]
-    if len(dup):
-        _warn(f"{path}: {dup.nunique()} sample(s) listed with different {type_column!r}; the first is used: "
-              f"{_examples(sorted(set(dup)))}")
-        df = df[~df[sample_column].duplicated()]
-    return pd.Series(df[type_column].to_numpy(dtype=object),
-                     index=pd.Index(df[sample_column].to_numpy(dtype=object), name="sample"), name=type_column)
-
-
-def sample_code(barcode: str, source: PathLike | None = None) -> str:
-    """TCGA sample type code = characters 14–15 of the barcode (``TCGA-OR-A5J1-01A`` → ``"01"``).
-
-    Works on sample (16-character) and aliquot (28-character) barcodes. Raises
-    :class:`InputError` (naming ``source`` and the sample) when ``barcode`` is not a TCGA barcode.
-    """
-    m = _BARCODE.match(str(barcode))
-    if not m:
-        raise InputError(source, f"sample {barcode!r}",
-                         "not a TCGA barcode (expected TCGA-XX-XXXX-NN…, sample code = characters 14-15)")
-    return m.group(1)
-
-
-def is_primary(barcode: str, project: str, primary_codes: Sequence[str] = ("01",),
-               blood_projects: Sequence[str] = ("LAML",), blood_codes: Sequence[str] = ("03",),
-               source: PathLike | None = None) -> bool:
-    """Whether a TCGA sample is a primary tumour (SPEC §1.2).
-
-    Solid projects: sample code in ``primary_codes`` (01). Blood projects (``blood_projects``,
-    LAML): code in ``blood_codes`` (03, primary blood-derived) or in ``primary_codes``.
-    Metastatic (06), normal (10, 11, …) and other codes are not primary.
-    """
-    code = sample_code(barcode, source)
-    if project in set(blood_projects):
-        return code in set(blood_codes) | set(primary_codes)
-    return code in set(primary_codes)
-
-
 # ---------------------------------------------------------------------------------------------
 # Harmonisation
 # ---------------------------------------------------------------------------------------------
 
 
-def _probemap_series(probemap: PathLike | pd.Series | None) -> pd.Series | None:
-    if probemap is None or isinstance(probemap, pd.Series):
-        return probemap
-    return read_probemap(probemap)
-
-
-def _symbols(genes: pd.Index, probemap: pd.Series | None) -> np.ndarray:
+def symbols_of(genes: pd.Index, probemap: pd.Series | None) -> np.ndarray:
+    """Symbol of each gene id from a probe-map Series (unversioned id → symbol); the id itself
+    where the map has none or no map is given."""
     if probemap is None:
         return np.asarray(genes, dtype=object)
     sym = probemap.reindex(genes)
     return np.where(sym.isna().to_numpy(), np.asarray(genes, dtype=object), sym.to_numpy(dtype=object)).astype(object)
 
 
-def _check_clinical(samples: Sequence[str], codes: Sequence[str], clinical: pd.Series,
-                    path: PathLike) -> int:
-    """Warn when ``sample_type.samples`` disagrees with the barcode code; returns the count."""
-    clin = clinical.copy()
-    clin.index = [str(i)[:16] for i in clin.index]
-    clin = clin[~clin.index.duplicated()]
-    bad = []
-    for s, code in zip(samples, codes):
-        key = str(s)[:16]
-        if key not in clin.index or code not in SAMPLE_TYPE_NAMES:
-            continue
-        if str(clin[key]).strip().lower() != SAMPLE_TYPE_NAMES[code].lower():
-            bad.append(f"{s} (clinical {clin[key]!r}, barcode code {code} = {SAMPLE_TYPE_NAMES[code]!r})")
-    if bad:
-        _warn(f"{path}: column 'sample_type.samples' disagrees with the barcode sample code for "
-              f"{len(bad)} sample(s): {'; '.join(bad[:3])}{' …' if len(bad) > 3 else ''}; "
-              "the barcode decides")
-    return len(bad)
+def read_prepared(path: PathLike, par_y: str) -> tuple[pd.DataFrame, int, int]:
+    """:func:`read_matrix` → :func:`harmonise_gene_ids` (``par_y``) → :func:`collapse_duplicates`.
 
-
-def _read_prepared(path: PathLike, par_y: str) -> tuple[pd.DataFrame, int, int]:
+    Returns ``(genes × samples frame with unversioned ids, number of duplicated ids averaged,
+    number of PAR_Y rows dropped)``: the first steps every source reader shares.
+    """
     df = read_matrix(path)
     df, n_par = harmonise_gene_ids(df, path, par_y)
     df, n_dup = collapse_duplicates(df, path)
     return df, n_dup, n_par
 
 
-def _build_adata(X: np.ndarray, obs: pd.DataFrame, genes: pd.Index, probemap: pd.Series | None,
-                 uns: dict) -> ad.AnnData:
-    var = pd.DataFrame({"symbol": _symbols(genes, probemap)}, index=pd.Index(genes.astype(str), name="gene_id"))
+def build_adata(X: np.ndarray, obs: pd.DataFrame, genes: pd.Index, probemap: pd.Series | None,
+                uns: dict) -> ad.AnnData:
+    """The harmonised AnnData of a cohort: ``X`` samples × genes (float32), ``obs`` indexed by
+    sample id (index name ``sample_id``), ``var`` indexed by gene id with ``symbol``
+    (:func:`symbols_of`), ``uns`` as given."""
+    var = pd.DataFrame({"symbol": symbols_of(genes, probemap)}, index=pd.Index(genes.astype(str), name="gene_id"))
     obs.index = obs.index.astype(str)
     obs.index.name = "sample_id"
     return ad.AnnData(X=np.ascontiguousarray(X, dtype=np.float32), obs=obs, var=var, uns=uns)
-
-
-def harmonise_tcga(
-    matrices: Mapping[str, PathLike],
-    probemap: PathLike | pd.Series | None = None,
-    unit: str = "log2_fpkm1",
-    clinical: Mapping[str, PathLike] | None = None,
-    primary_codes: Sequence[str] = ("01",),
-    blood_projects: Sequence[str] = ("LAML",),
-    blood_codes: Sequence[str] = ("03",),
-    on_gene_mismatch: str = "error",
-    par_y: str = "drop",
-) -> ad.AnnData:
-    """Harmonise TCGA project matrices into one samples × genes AnnData in log2(FPKM+1).
-
-    ``matrices``: project (e.g. ``"ACC"``) → genes × samples matrix (Xena GDC
-    ``TCGA-<PROJ>.star_fpkm.tsv.gz``, or the RNAsum counts format with ``unit="counts"``).
-    ``probemap``: Xena probe map path or a Series from :func:`read_probemap`; ``None`` → the
-    symbol is the gene id. ``clinical``: optional project → ``TCGA-<PROJ>.clinical.tsv.gz``;
-    its ``sample_type.samples`` is compared with the barcode code (matched on the 16-character
-    sample barcode), disagreements warn and the barcode decides. A clinical project that is not
-    in ``matrices`` is an error.
-
-    Steps per project: :func:`read_matrix` → :func:`harmonise_gene_ids` (``par_y``) →
-    :func:`collapse_duplicates` → primary selection (:func:`is_primary`; a project without any
-    primary sample is an error). Then the gene sets are aligned: ``on_gene_mismatch="error"``
-    (default) raises naming the first project whose unversioned ids differ from the first
-    project's, with the counts; ``"intersect"`` keeps the ids shared by all projects and warns
-    per project with the number dropped. Then :func:`to_log2_fpkm1` per project on the aligned
-    genes — for ``"counts"`` the CPM library size is therefore the sum over the shared genes, so
-    that every project is normalised on the same gene set. A barcode present in two projects is
-    an error.
-
-    Returns AnnData (float32), obs index = barcode as written in the file, obs columns
-    ``cohort`` ("TCGA"), ``project``, ``cancer_type`` (= project, before label merging),
-    ``sample_type`` ("primary"), ``sample_code``; var index = unversioned Ensembl id (sorted),
-    ``var["symbol"]``; uns: ``unit`` (recorded), ``source_unit``, and per project
-    ``n_duplicate_ids``, ``n_dropped_non_primary``, ``n_par_y_dropped``,
-    ``n_genes_dropped_mismatch``, ``n_clinical_disagreements``.
-    """
-    if not matrices:
-        raise InputError(None, "matrices", "no TCGA project given")
-    if unit not in UNITS:
-        raise InputError(None, "unit", f"unknown unit {unit!r}; expected one of {sorted(UNITS)}")
-    if on_gene_mismatch not in ("error", "intersect"):
-        raise InputError(None, "on_gene_mismatch", f"unknown option {on_gene_mismatch!r}; expected 'error' or 'intersect'")
-    clinical = dict(clinical or {})
-    for project, path in clinical.items():
-        if project not in matrices:
-            raise InputError(path, "project", f"clinical file given for project {project!r}, "
-                             "which has no expression matrix")
-    pm = _probemap_series(probemap)
-    frames: dict[str, pd.DataFrame] = {}
-    n_dup: dict[str, int] = {}
-    n_par: dict[str, int] = {}
-    n_drop: dict[str, int] = {}
-    n_clin: dict[str, int] = {}
-    codes_by_project: dict[str, list[str]] = {}
-    owner: dict[str, str] = {}
-    for project, path in matrices.items():
-        project = str(project)
-        df, n_dup[project], n_par[project] = _read_prepared(path, par_y)
-        codes = [sample_code(s, path) for s in df.columns]
-        if project in clinical:
-            n_clin[project] = _check_clinical(list(df.columns), codes, read_clinical(clinical[project]), clinical[project])
-        keep = np.array([is_primary(s, project, primary_codes, blood_projects, blood_codes, path) for s in df.columns])
-        n_drop[project] = int((~keep).sum())
-        if not keep.any():
-            raise InputError(path, "samples", f"no primary tumour sample in project {project!r} "
-                             f"(sample codes found: {sorted(set(codes))})")
-        if n_drop[project]:
-            dropped = pd.Series(codes)[~keep].value_counts().sort_index()
-            _warn(f"{path}: {n_drop[project]} non-primary sample(s) of {project} dropped "
-                  f"(sample codes {', '.join(f'{c}: {n}' for c, n in dropped.items())})")
-        df = df.loc[:, keep].astype(np.float32)  # halves memory for the full TCGA (≈10k samples)
-        for s in df.columns:
-            if s in owner:
-                raise InputError(path, f"sample {s!r}", f"duplicated barcode: also in project {owner[s]!r} "
-                                 f"({matrices[owner[s]]})")
-            owner[s] = project
-        frames[project] = df
-        codes_by_project[project] = [c for c, k in zip(codes, keep) if k]
-
-    projects = list(frames)
-    ref = projects[0]
-    ref_ids = set(frames[ref].index)
-    common = set(ref_ids)
-    for p in projects[1:]:
-        ids = set(frames[p].index)
-        if ids != ref_ids:
-            only_p, only_ref = len(ids - ref_ids), len(ref_ids - ids)
-            if on_gene_mismatch == "error":
-                raise InputError(matrices[p], "genes",
-                                 f"project {p}: {only_p + only_ref} gene ids differ from project {ref} "
-                                 f"({only_p} only in {p}, {only_ref} only in {ref}); "
-                                 "use on_gene_mismatch='intersect' to keep the shared ids")
-        common &= ids
-    if not common:
-        raise InputError(None, "genes", f"no gene id shared by all TCGA projects ({', '.join(projects)})")
-    genes = pd.Index(sorted(common), name="gene_id")
-    n_mismatch = {p: int(len(frames[p]) - len(genes)) for p in projects}
-    for p in projects:
-        if n_mismatch[p]:
-            _warn(f"{matrices[p]}: {n_mismatch[p]} gene ids of project {p} are not in every TCGA "
-                  f"project and were dropped ({len(genes)} shared ids kept)")
-
-    X = np.empty((sum(f.shape[1] for f in frames.values()), len(genes)), dtype=np.float32)
-    obs_parts, row = [], 0
-    recorded = UNITS[unit]
-    for p in projects:
-        conv, recorded = to_log2_fpkm1(frames[p].loc[genes], unit, matrices[p])
-        X[row:row + conv.shape[1]] = conv.to_numpy(dtype=np.float32).T
-        row += conv.shape[1]
-        obs_parts.append(pd.DataFrame({
-            "cohort": "TCGA", "project": p, "cancer_type": p, "sample_type": "primary",
-            "sample_code": codes_by_project[p]}, index=conv.columns))
-        del frames[p]
-    obs = pd.concat(obs_parts)
-    uns = {
-        "unit": recorded, "source_unit": unit, "par_y": par_y, "on_gene_mismatch": on_gene_mismatch,
-        "n_duplicate_ids": n_dup, "n_dropped_non_primary": n_drop, "n_par_y_dropped": n_par,
-        "n_genes_dropped_mismatch": n_mismatch, "n_clinical_disagreements": n_clin,
-    }
-    return _build_adata(X, obs, genes, pm, uns)
-
-
-def harmonise_met500(
-    matrix: PathLike,
-    metadata: PathLike,
-    probemap: PathLike | pd.Series | None = None,
-    unit: str = "log2_fpkm0.001",
-    sample_column: str = "Sample_id",
-    label_column: str = "cohort",
-    par_y: str = "drop",
-) -> ad.AnnData:
-    """Harmonise the MET500 matrix (Xena ``M.mx.log2.txt.gz``) into samples × genes log2(FPKM+1).
-
-    ``metadata`` (``M.meta.plus.txt``) gives each sample's label in ``label_column``
-    (``sample_column`` holds the sample ids, matched exactly to the matrix header). A matrix
-    sample absent from the metadata is an error naming the samples; metadata samples without
-    expression are dropped with a warning. Gene ids: :func:`harmonise_gene_ids` (``par_y``;
-    gencode v23 ``ENSGR…`` PAR ids included) → :func:`collapse_duplicates` → sorted.
-
-    Returns AnnData (float32) with obs ``cohort`` ("MET500"), ``cancer_type`` (= label, before
-    merging), ``sample_type`` ("metastatic"); var as in :func:`harmonise_tcga`; uns ``unit``,
-    ``source_unit``, ``n_duplicate_ids``, ``n_par_y_dropped``, ``n_metadata_without_expression``.
-    """
-    if unit not in UNITS:
-        raise InputError(None, "unit", f"unknown unit {unit!r}; expected one of {sorted(UNITS)}")
-    pm = _probemap_series(probemap)
-    labels = read_sample_table(metadata, sample_column, label_column, what="MET500 metadata")
-    df, n_dup, n_par = _read_prepared(matrix, par_y)
-    missing = [s for s in df.columns if s not in labels.index]
-    if missing:
-        raise InputError(metadata, f"column {sample_column!r}",
-                         f"{len(missing)} sample(s) of the expression matrix {matrix} have no metadata row: "
-                         f"{_examples(missing)}")
-    extra = labels.index.difference(df.columns)
-    if len(extra):
-        _warn(f"{metadata}: {len(extra)} metadata sample(s) have no expression in {matrix} and were dropped: "
-              f"{_examples(sorted(extra))}")
-    df = df.loc[sorted(df.index)]
-    conv, recorded = to_log2_fpkm1(df, unit, matrix)
-    obs = pd.DataFrame({"cohort": "MET500", "cancer_type": labels.reindex(conv.columns).to_numpy(dtype=object),
-                        "sample_type": "metastatic"}, index=conv.columns)
-    uns = {"unit": recorded, "source_unit": unit, "par_y": par_y, "n_duplicate_ids": int(n_dup),
-           "n_par_y_dropped": int(n_par), "n_metadata_without_expression": int(len(extra))}
-    return _build_adata(conv.to_numpy(dtype=np.float32).T, obs, pd.Index(conv.index, name="gene_id"), pm, uns)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -827,7 +558,7 @@ MET500_EXPERIMENT = "met500"
 CNN_EXPERIMENT = "cnn_primary_to_met"
 
 _TYPE_COLUMNS = ["experiment", "cancer_type", "role", "cohort", "n_train", "n_validation", "n_test", "rank"]
-_SAMPLE_COLUMNS = ["experiment", "sample_id", "cohort", "cancer_type", "split"]
+_SAMPLE_COLUMNS = ["experiment", "sample_id", "cohort", "cancer_type", "split", "patient"]
 
 
 def _obs_of(x, default_cohort: str, what: str) -> pd.DataFrame:
@@ -842,17 +573,41 @@ def _obs_of(x, default_cohort: str, what: str) -> pd.DataFrame:
                         "cohort": obs["cohort"].astype(str).to_numpy() if "cohort" in obs.columns else default_cohort})
     if out["sample_id"].duplicated().any():
         raise InputError(what, "samples", f"duplicated sample ids: {_examples(out['sample_id'][out['sample_id'].duplicated()])}")
+    if "patient" in obs.columns:
+        patient = obs["patient"]
+        empty = out["sample_id"][patient.isna().to_numpy() | (patient.astype(str).str.strip() == "").to_numpy()]
+        if len(empty):
+            raise InputError(what, "obs column 'patient'", f"empty patient for sample(s) {_examples(empty)}")
+        out["patient"] = patient.astype(str).to_numpy()
+    else:
+        _warn(f"{what}: no obs column 'patient': every sample is treated as its own patient (samples of one "
+              "patient could then sit on both sides of a split)")
+        out["patient"] = out["sample_id"]
+    types_per_patient = out.groupby("patient")["cancer_type"].nunique()
+    mixed = types_per_patient[types_per_patient > 1].index
+    if len(mixed):
+        p = sorted(mixed)[0]
+        sub = out[out["patient"] == p]
+        raise InputError(what, "obs columns 'patient', 'cancer_type'",
+                         f"{len(mixed)} patient(s) have samples of different cancer types, e.g. {p!r} ("
+                         + ", ".join(f"{s}: {t}" for s, t in zip(sub["sample_id"], sub["cancer_type"]))
+                         + "); one patient has one type")
     return out
 
 
-def _val_test(ids: Sequence[str], fraction: float, seed: int, key: str) -> tuple[list[str], list[str]]:
-    """Seeded per-type split: sorted ids, permuted by a generator seeded with (seed, crc32(key));
-    validation = the first floor(n · fraction) ids, test = the rest (test gets the odd one)."""
-    ids = np.array(sorted(ids), dtype=object)
+def _val_test(patients: pd.Series, fraction: float, seed: int, key: str) -> tuple[list[str], list[str]]:
+    """Seeded per-type split by patient. ``patients``: sample id → patient. The sorted distinct
+    patients are permuted by a generator seeded with (seed, crc32(key)); validation = the samples
+    of the first floor(n_patients · fraction) patients, test = the others (test gets the odd
+    patient). Every patient's samples are on one side."""
+    uniq = np.array(sorted(set(patients.astype(str))), dtype=object)
     rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
-    perm = rng.permutation(len(ids))
-    n_val = int(np.floor(len(ids) * fraction + 1e-9))
-    return sorted(ids[perm[:n_val]]), sorted(ids[perm[n_val:]])
+    perm = rng.permutation(len(uniq))
+    n_val = int(np.floor(len(uniq) * fraction + 1e-9))
+    val_patients = set(uniq[perm[:n_val]])
+    in_val = patients.astype(str).isin(val_patients).to_numpy()
+    ids = patients.index.astype(str).to_numpy()
+    return sorted(ids[in_val]), sorted(ids[~in_val])
 
 
 def split_types(
@@ -886,12 +641,20 @@ def split_types(
         type has two rows in the types table (role ``train``, cohort TCGA; role ``test``, cohort
         MET500).
 
-    Validation / test split per type *(our choice)*: the sorted sample ids are permuted by a
-    generator seeded with ``(seed, crc32("<cohort>:<type>"))`` — independent of input order and
-    of the other types — validation = first floor(n · validation_fraction), test = the rest.
+    Patients: ``obs["patient"]`` (TCGA: the first 12 barcode characters; MET500: the metadata's
+    ``sample_source``) keeps every patient's samples together: validation / test are split by
+    patient, never by sample. A patient with samples of two types in one cohort is an error. Without
+    a ``patient`` column every sample is its own patient (with a warning).
 
-    Small types: a type with fewer than ``min_samples`` samples in any split it has in an
-    experiment (train, validation or test) cannot serve one-shot tasks; ``small_type_policy``
+    Validation / test split per type *(our choice)*: the sorted distinct patients are permuted by a
+    generator seeded with ``(seed, crc32("<cohort>:<type>"))`` — independent of input order and
+    of the other types — validation = the samples of the first floor(n_patients ·
+    validation_fraction) patients, test = the rest. With one sample per patient this is the
+    sample split of before.
+
+    Small types: a type with fewer than ``min_samples`` *patients* in any split it has in an
+    experiment (train, validation or test) cannot serve one-shot tasks (a query must come from
+    another patient than its support); ``small_type_policy``
     ``"drop"`` removes it from that experiment with a warning naming it and the count,
     ``"error"`` raises :class:`InputError`. Fewer shared types than requested (the training
     sets' k plus ``n_test_types``, ``met500_n_train`` plus 2 test types): ``"drop"`` shrinks the
@@ -900,7 +663,7 @@ def split_types(
 
     Returns ``(types, samples)``: types columns ``experiment, cancer_type, role, cohort,
     n_train, n_validation, n_test, rank`` (rank: shared-type rank, <NA> for TCGA-only types);
-    samples columns ``experiment, sample_id, cohort, cancer_type, split``.
+    samples columns ``experiment, sample_id, cohort, cancer_type, split, patient``.
     """
     if training_sets is None:
         training_sets = {"tcga9": 0, "tcga14": 5, "tcga19": 10}
@@ -971,6 +734,7 @@ def split_types(
         "MET500": {t: g["sample_id"].tolist() for t, g in m_obs.groupby("cancer_type")},
     }
     cohort_label = {"TCGA": t_obs.set_index("sample_id")["cohort"], "MET500": m_obs.set_index("sample_id")["cohort"]}
+    patient_of = {"TCGA": t_obs.set_index("sample_id")["patient"], "MET500": m_obs.set_index("sample_id")["patient"]}
     type_rows, sample_rows = [], []
     for exp, plan in plans.items():
         assigned: dict[str, list[tuple[str, str, str, dict[str, list[str]]]]] = {}
@@ -981,15 +745,16 @@ def split_types(
             elif mode == "test":
                 splits = {"test": sorted(ids)}
             else:
-                val, test = _val_test(ids, float(validation_fraction), seed, f"{cohort}:{t}")
+                val, test = _val_test(patient_of[cohort].loc[ids], float(validation_fraction), seed, f"{cohort}:{t}")
                 splits = {"validation": val, "test": test}
             assigned.setdefault(t, []).append((role, cohort, mode, splits))
         small = {}
         for t, entries in assigned.items():
             for role, cohort, mode, splits in entries:
                 for split, ids in splits.items():
-                    if len(ids) < int(min_samples):
-                        small.setdefault(t, f"{len(ids)} {cohort} sample(s) in split {split!r}")
+                    n_pat = int(patient_of[cohort].loc[ids].nunique()) if ids else 0
+                    if n_pat < int(min_samples):
+                        small.setdefault(t, f"{n_pat} {cohort} patient(s) ({len(ids)} sample(s)) in split {split!r}")
         for t, why in small.items():
             msg = (f"experiment {exp!r}: cancer type {t!r} has {why}, fewer than min_samples={min_samples}")
             if small_type_policy == "error":
@@ -1010,8 +775,14 @@ def split_types(
                     "n_test": len(splits.get("test", [])), "rank": rank.get(t, pd.NA)})
                 for split, ids in splits.items():
                     labels = cohort_label[cohort].reindex(ids).to_numpy()
-                    for sid, lab in zip(ids, labels):
-                        sample_rows.append((exp, sid, lab, t, split))
+                    pats = patient_of[cohort].reindex(ids).to_numpy()
+                    for sid, lab, pat in zip(ids, labels, pats):
+                        sample_rows.append((exp, sid, lab, t, split, pat))
+        for t, entries in assigned.items():  # internal check: no patient on two sides
+            for role, cohort, mode, splits in entries:
+                if len(splits) > 1:
+                    sides = [set(patient_of[cohort].loc[ids]) for ids in splits.values()]
+                    assert not set.intersection(*sides), f"internal error: {exp}/{t}: a patient on both sides"
         one_shot = exp != CNN_EXPERIMENT
         if one_shot:
             tr = {t for t, e in assigned.items() if any(r == "train" for r, *_ in e)}
@@ -1021,3 +792,64 @@ def split_types(
     types["rank"] = types["rank"].astype("Int64")
     samples = pd.DataFrame(sample_rows, columns=_SAMPLE_COLUMNS)
     return types, samples
+
+
+# ---------------------------------------------------------------------------------------------
+# Patient report
+# ---------------------------------------------------------------------------------------------
+
+#: columns of :func:`patient_report` (``results/bulk/patients.tsv``).
+PATIENT_REPORT_COLUMNS = [
+    "cohort", "policy", "n_samples_in", "n_samples_dropped_non_primary", "n_libraries_dropped", "n_samples_kept",
+    "n_patients", "n_patients_with_several_samples", "n_samples_of_such_patients", "n_samples_after_labels",
+    "n_patients_after_labels", "n_patients_with_several_samples_after_labels", "n_patients_on_both_sides",
+]
+
+
+def patient_report(cohorts: Mapping[str, ad.AnnData], samples: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per cohort: how many samples / libraries came in, were dropped or merged by patient.
+
+    ``cohorts``: cohort name (``TCGA``, ``MET500``) → the labelled AnnData (after
+    :func:`merge_labels`), whose ``uns["patients"]`` holds the harmonisation counts
+    (:func:`oncoshot.sources.tcga.harmonise_tcga`, :func:`oncoshot.sources.met500.harmonise_met500`):
+    ``n_samples_in`` (samples or libraries of the matrices), ``n_samples_dropped_non_primary``,
+    ``n_libraries_dropped`` (MET500 libraries of a patient who keeps another), ``n_samples_kept``,
+    ``n_patients``, ``n_patients_with_several_samples`` and ``n_samples_of_such_patients`` (in the
+    harmonised input, before the library choice); then, counted here on the labelled samples
+    (MISC/SCER dropped): ``n_samples_after_labels``, ``n_patients_after_labels``,
+    ``n_patients_with_several_samples_after_labels``; and ``n_patients_on_both_sides``: the
+    patients that the split table ``samples`` (:func:`split_types`) puts in two splits of one
+    experiment (0 by construction; counted independently of the split code).
+
+    A cohort without ``uns["patients"]`` or ``obs["patient"]`` is an :class:`InputError`.
+    """
+    rows = []
+    for name, a in cohorts.items():
+        info = a.uns.get("patients") if hasattr(a, "uns") else None
+        if info is None:
+            raise InputError(name, "uns['patients']", "missing: harmonise the cohort with oncoshot.sources")
+        if "patient" not in a.obs.columns:
+            raise InputError(name, "obs column 'patient'", "missing: harmonise the cohort with oncoshot.sources")
+        row = {c: info.get(c) for c in PATIENT_REPORT_COLUMNS if c in info}
+        row["cohort"] = str(info.get("cohort", name))
+        row["policy"] = str(info.get("policy", ""))
+        for c in PATIENT_REPORT_COLUMNS[2:10]:
+            if c in info:
+                row[c] = int(info[c])
+        per = a.obs["patient"].astype(str).value_counts()
+        row["n_samples_after_labels"] = int(a.n_obs)
+        row["n_patients_after_labels"] = int(len(per))
+        row["n_patients_with_several_samples_after_labels"] = int((per > 1).sum())
+        both = 0
+        if samples is not None:
+            sub = samples[samples["cohort"].astype(str) == row["cohort"]]
+            if len(sub):
+                n_splits = sub.groupby(["experiment", "patient"])["split"].nunique()
+                both = int(n_splits[n_splits > 1].index.get_level_values("patient").nunique())
+        row["n_patients_on_both_sides"] = both
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    for c in PATIENT_REPORT_COLUMNS:
+        if c not in out.columns:
+            out[c] = pd.NA
+    return out[PATIENT_REPORT_COLUMNS]

@@ -22,20 +22,25 @@ MODEL_FORMAT = "oncoshot-model-v1"
 
 
 def select_samples(cohorts: Mapping[str, "object"], samples: pd.DataFrame, experiment: str,
-                   split: str | Sequence[str], source: str = "samples.tsv"):
+                   split: str | Sequence[str], source: str = "samples.tsv", *, with_patients: bool = False):
     """Expression matrix, labels and sample ids of ``experiment``'s samples in ``split``.
 
     ``cohorts`` maps the split table's cohort names (``TCGA``, ``MET500``) to AnnData objects with
     the same genes in the same order. Returns ``(X float32 [n, G], labels str [n], ids [n])`` in
-    the split table's order.
+    the split table's order; with ``with_patients=True`` also ``patients [n]`` (the split table's
+    ``patient`` column as ``<cohort>:<patient>``, the groups of
+    :func:`oncoshot.oneshot.make_tasks`), and a table without that column is an error naming it.
     """
     splits = [split] if isinstance(split, str) else list(split)
     sel = samples[(samples["experiment"] == experiment) & samples["split"].isin(splits)]
     if sel.empty:
         raise InputError(source, "experiment/split",
                          f"no samples for experiment {experiment!r} in split(s) {splits}")
+    if with_patients and "patient" not in samples.columns:
+        raise InputError(source, "column 'patient'", "missing from the split table (made by an older "
+                         "split_types): re-run split_types so that tasks can keep patients apart")
     genes = None
-    blocks, labels, ids = [], [], []
+    blocks, labels, ids, patients = [], [], [], []
     for cohort, grp in sel.groupby("cohort", sort=False):
         if cohort not in cohorts:
             raise InputError(source, "cohort", f"unknown cohort {cohort!r} (have {sorted(cohorts)})")
@@ -53,6 +58,10 @@ def select_samples(cohorts: Mapping[str, "object"], samples: pd.DataFrame, exper
         blocks.append(X.astype(np.float32, copy=False))
         labels.extend(grp["cancer_type"].astype(str))
         ids.extend(grp["sample_id"].astype(str))
+        if with_patients:
+            patients.extend(f"{cohort}:{p}" for p in grp["patient"].astype(str))
+    if with_patients:
+        return np.vstack(blocks), np.asarray(labels), np.asarray(ids), np.asarray(patients)
     return np.vstack(blocks), np.asarray(labels), np.asarray(ids)
 
 
@@ -125,7 +134,7 @@ def load_siamese(path: str | os.PathLike, device=None, genes: Sequence[str] | No
     return model, list(obj["genes"]), obj
 
 
-SPLIT_COLUMNS = ("experiment", "sample_id", "cohort", "cancer_type", "split")
+SPLIT_COLUMNS = ("experiment", "sample_id", "cohort", "cancer_type", "split", "patient")
 
 
 def load_cohorts(tcga: str | os.PathLike, met500: str | os.PathLike, samples: str | os.PathLike):

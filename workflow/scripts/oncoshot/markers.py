@@ -372,13 +372,14 @@ def k_grid(n: int, step: int = 10, max_k: int | None = None) -> np.ndarray:
 
 def forward_selection(X_test, y_test, ranking, step: int = 10, max_k: int | None = None, n_way: int = 6,
                       n_tasks: int = 20000, seed: int = 0, *, genes=None, device=None,
-                      max_elems: int = 1 << 23) -> pd.DataFrame:
+                      max_elems: int = 1 << 23, groups=None) -> pd.DataFrame:
     """Stepwise greedy forward selection (SPEC §2.4): 1-NN (Euclidean) ``n_way`` one-shot accuracy
     on ``X_test`` using the top-k genes of ``ranking``, for k in :func:`k_grid` (``step``, 2·step, …,
     ``max_k``; default ``max_k`` = every ranked gene, and the last k is ``max_k`` even when it is
     not a multiple of ``step``).
 
-    Every k is scored on the *same* tasks, ``make_tasks(y_test, n_way, n_tasks, seed)``, and so is
+    Every k is scored on the *same* tasks, ``make_tasks(y_test, n_way, n_tasks, seed, groups=groups)``
+    (``groups``: the patient of each sample, so that no task pairs two samples of one patient), and so is
     the all-genes 1-NN (:func:`~oncoshot.oneshot.nn_euclidean` on every column of ``X_test``).
     ``ranking``: a :func:`gene_scores` table, gene names (columns of a DataFrame ``X_test`` or
     ``genes``) or column positions. Distances over the top k genes are running sums of the squared
@@ -395,7 +396,7 @@ def forward_selection(X_test, y_test, ranking, step: int = 10, max_k: int | None
         raise InputError(None, "y_test", f"X_test has {M.shape[0]} rows but y_test has {len(y)} labels")
     pos = _ranking_positions(ranking, g)
     grid = k_grid(len(pos), step, max_k)
-    tasks = make_tasks(y, n_way, n_tasks, seed)
+    tasks = make_tasks(y, n_way, n_tasks, seed, groups=groups)
     Xall = torch.as_tensor(np.asarray(M) if not isinstance(M, torch.Tensor) else M)
     if device is not None:
         Xall = Xall.to(device)

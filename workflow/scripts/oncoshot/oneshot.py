@@ -42,14 +42,22 @@ class OneShotTasks(NamedTuple):
         return int(self.query.shape[0])
 
 
-def make_tasks(labels, n_way: int, n_tasks: int, seed: int) -> OneShotTasks:
+def make_tasks(labels, n_way: int, n_tasks: int, seed: int, groups=None) -> OneShotTasks:
     """``n_tasks`` N-way one-shot tasks on the samples whose labels are ``labels``.
 
-    Each task: ``n_way`` distinct types drawn uniformly (without replacement) among the types with
-    >= 2 samples, one support sample per type drawn uniformly, the query type drawn uniformly among
-    the N, the query drawn uniformly among the samples of its type other than its support.
-    Fully vectorised; deterministic for a seed (numpy PCG64). Types with fewer than 2 samples are
-    left out with a warning naming them; fewer than ``n_way`` usable types is an error.
+    Each task: ``n_way`` distinct types drawn uniformly (without replacement) among the usable
+    types, one support sample per type drawn uniformly, the query type drawn uniformly among the N,
+    the query drawn uniformly among the samples of its type other than its support.
+
+    ``groups`` (optional, one per sample, e.g. the patient): the query is drawn uniformly among the
+    samples of its type *outside its support's group*, so it never shares a group with any support
+    of the task (a group must hold one type only: a group with samples of two types is an error).
+    Supports are still drawn uniformly over samples. A type is then usable when it has samples of
+    >= 2 groups; without ``groups`` every sample is its own group (exactly the tasks drawn before
+    ``groups`` existed) and a type is usable with >= 2 samples.
+
+    Fully vectorised; deterministic for a seed (numpy PCG64). Types that are not usable are left
+    out with a warning naming them; fewer than ``n_way`` usable types is an error.
 
     Returns :class:`OneShotTasks` (unpacks as ``support, query, true_pos``).
     """
@@ -59,19 +67,55 @@ def make_tasks(labels, n_way: int, n_tasks: int, seed: int) -> OneShotTasks:
     if n_tasks < 0:
         raise InputError(None, None, f"n_tasks must be >= 0, got {n_tasks}")
     codes, classes = encode_labels(labels)
+    n = len(codes)
+    if groups is None:
+        gcodes = np.arange(n, dtype=np.int64)
+        gfirst = gcodes
+    else:
+        garr = np.asarray(groups.detach().cpu().numpy() if isinstance(groups, torch.Tensor) else groups)
+        if garr.ndim != 1 or len(garr) != n:
+            raise InputError(None, "groups", f"expected one group per sample ({n}), got shape {garr.shape}")
+        _, first, gcodes = np.unique(garr.astype(str), return_index=True, return_inverse=True)
+        gcodes = gcodes.astype(np.int64).reshape(-1)
+        gfirst = first[gcodes]  # order groups by first appearance: one group per sample = no groups
+        n_groups = int(gcodes.max()) + 1 if n else 0
+        types_per_group = np.zeros(n_groups, dtype=np.int64)
+        pairs = np.unique(np.stack([gcodes, codes]), axis=1) if n else np.zeros((2, 0), np.int64)
+        np.add.at(types_per_group, pairs[0], 1)
+        mixed = np.flatnonzero(types_per_group > 1)
+        if len(mixed):
+            g = mixed[0]
+            name = garr[np.flatnonzero(gcodes == g)[0]]
+            kinds = sorted({str(classes[c]) for c in codes[gcodes == g]})
+            raise InputError(None, "groups", f"{len(mixed)} group(s) hold samples of several types, e.g. "
+                             f"{str(name)!r}: {kinds}; a group (patient) must have one type")
     counts = np.bincount(codes, minlength=len(classes))
-    usable = np.flatnonzero(counts >= 2)
+    # samples sorted by (type, group's first appearance, index): each group is a contiguous block
+    # inside its type's block
+    order = np.lexsort((np.arange(n), gfirst, codes))
+    g_sorted = gcodes[order]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    # per sorted position: where its group's block starts (within the type) and the block's size
+    new_block = np.ones(n, dtype=bool)
+    if n:
+        new_block[1:] = (g_sorted[1:] != g_sorted[:-1]) | (codes[order][1:] != codes[order][:-1])
+    block_id = np.cumsum(new_block) - 1
+    block_start = np.flatnonzero(new_block)
+    block_size = np.diff(np.append(block_start, n))
+    pos_block_start = block_start[block_id]
+    pos_block_size = block_size[block_id]
+    n_groups_per_type = np.bincount(codes[order][new_block], minlength=len(classes)) if n else np.zeros(len(classes), np.int64)
+    usable = np.flatnonzero(n_groups_per_type >= 2)
+    what = "samples" if groups is None else "groups (patients)"
     if len(usable) < len(classes):
-        small = [str(classes[i]) for i in np.flatnonzero(counts < 2)]
-        warnings.warn(f"one-shot tasks: types with < 2 samples left out: {small}", stacklevel=2)
+        small = [str(classes[i]) for i in np.flatnonzero(n_groups_per_type < 2)]
+        warnings.warn(f"one-shot tasks: types with < 2 {what} left out: {small}", stacklevel=2)
     if len(usable) < n_way:
-        raise InputError(None, None, 
-            f"{n_way}-way tasks need {n_way} types with >= 2 samples; only {len(usable)} "
+        raise InputError(None, None,
+            f"{n_way}-way tasks need {n_way} types with >= 2 {what}; only {len(usable)} "
             f"({[str(classes[i]) for i in usable]})"
         )
     rng = np.random.default_rng(seed)
-    order = np.argsort(codes, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     # N distinct types per task: the first N of a random permutation of the usable types
     perm = np.argsort(rng.random((n_tasks, len(usable))), axis=1)[:, :n_way]
     types = usable[perm]  # [T, N]
@@ -82,9 +126,12 @@ def make_tasks(labels, n_way: int, n_tasks: int, seed: int) -> OneShotTasks:
     rows = np.arange(n_tasks)
     qt = types[rows, true_pos]
     qcnt = counts[qt]
-    s_within = within[rows, true_pos]
-    r = np.minimum((rng.random(n_tasks) * (qcnt - 1)).astype(np.int64), qcnt - 2)
-    q_within = r + (r >= s_within)
+    s_pos = starts[qt] + within[rows, true_pos]  # sorted position of the query type's support
+    gs = pos_block_start[s_pos] - starts[qt]  # its group's block, within the type
+    gsz = pos_block_size[s_pos]
+    n_cand = qcnt - gsz  # samples of the type outside the support's group (>= 1: usable types)
+    r = np.minimum((rng.random(n_tasks) * n_cand).astype(np.int64), n_cand - 1)
+    q_within = r + (r >= gs) * gsz
     query = order[starts[qt] + q_within]
     return OneShotTasks(support.astype(np.int64), query.astype(np.int64), true_pos.astype(np.int64))
 

@@ -293,7 +293,7 @@ def align_genes(expr: pd.DataFrame, model_genes: Sequence[str], *, source: PathL
                 min_coverage: float = 0.9, role: str = "") -> tuple[np.ndarray, dict]:
     """Reindex a genes × samples matrix to ``model_genes`` (module docstring: missing → 0).
 
-    ``symbols``: Series unversioned Ensembl id → symbol (:func:`oncoshot.bulk.read_probemap`),
+    ``symbols``: Series unversioned Ensembl id → symbol (:func:`oncoshot.sources.tcga.read_probemap`),
     needed when ``gene_ids="symbol"``. Returns ``(X float32 [n_samples, n_model_genes], report)``;
     report keys: ``file``, ``path``, ``n_model_genes``, ``n_found``, ``n_missing``, ``coverage``,
     ``n_input_genes``, ``n_extra_ignored``, ``missing`` (model genes not found, model order).

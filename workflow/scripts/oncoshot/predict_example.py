@@ -15,8 +15,13 @@
 - ``query_labels.tsv`` — the true types of the queries (optional input of a job; used to check);
 - ``README.md``.
 
-Samples and left-out genes are drawn with ``numpy.random.default_rng(seed)`` from sorted ids, so the
-same demo and seed give the same files (the ``.tsv`` files byte for byte).
+Patients: every support and every query comes from a different patient — supports from distinct
+TCGA patients (one vial each; patient = first 12 barcode characters), queries from distinct MET500
+patients (one library each, chosen as the workflow does: poly-A preferred) — so no two example
+samples are twin libraries or vials of one tumour (checked: :func:`make_example` raises otherwise).
+
+Patients, libraries and left-out genes are drawn with ``numpy.random.default_rng(seed)`` from sorted
+ids, so the same demo and seed give the same files (the ``.tsv`` files byte for byte).
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .bulk import is_par_y, read_matrix, read_probemap, read_sample_table, sample_code, strip_version
+from .bulk import is_par_y, read_matrix, strip_version
 from .errors import InputError
 from .io import atomic_path, write_h5ad, write_tsv
+from .sources.met500 import read_met500_metadata, select_libraries
+from .sources.tcga import patient_id, read_probemap, sample_code
 
 #: TCGA project → the user's name for the type (support and queries).
 SUPPORT_TYPES = {"STAD": "stomach", "LIHC": "liver", "SARC": "sarcoma", "PAAD": "pancreas",
@@ -51,9 +58,9 @@ section "Classify your own samples".
 
 | file | what | format |
 |---|---|---|
-| `support.tsv` | {k} TCGA primary tumours of each of 6 types the model never trained on | genes × samples, tab-separated, GDC layout: `Ensembl_ID` column with versioned ids (and `_PAR_Y` rows), log2(FPKM+1) |
+| `support.tsv` | {k} TCGA primary tumours (distinct patients) of each of 6 types the model never trained on | genes × samples, tab-separated, GDC layout: `Ensembl_ID` column with versioned ids (and `_PAR_Y` rows), log2(FPKM+1) |
 | `support_labels.tsv` | the type of each support sample, in the user's own words | `sample_id`, `type` |
-| `queries.h5ad` | {q} MET500 metastases of each support type + {a} of a type with no support (`testis`) | AnnData samples × genes, gene symbols as `var_names`, linear FPKM; {g} genes left out |
+| `queries.h5ad` | {q} MET500 metastases (one library each of distinct patients) of each support type + {a} of a type with no support (`testis`) | AnnData samples × genes, gene symbols as `var_names`, linear FPKM; {g} genes left out |
 | `query_labels.tsv` | the true types of the queries (optional; adds `true_type` and `correct` to the predictions) | `sample_id`, `type` |
 
 All values are simulated; nothing here describes real tumours.
@@ -61,9 +68,12 @@ All values are simulated; nothing here describes real tumours.
 
 
 def _tcga_samples(bulk: Path, project: str) -> pd.DataFrame:
-    df = read_matrix(bulk / f"TCGA-{project}.star_fpkm.tsv.gz")
-    keep = [s for s in df.columns if sample_code(s) == "01"]
-    return df[sorted(keep)]
+    """Primary tumours (code 01) of a project, one vial per patient (the first barcode)."""
+    path = bulk / f"TCGA-{project}.star_fpkm.tsv.gz"
+    df = read_matrix(path)
+    keep = sorted(s for s in df.columns if sample_code(s, path) == "01")
+    first = pd.Series(keep).groupby([patient_id(s, path) for s in keep]).first()
+    return df[sorted(first)]
 
 
 def make_example(demo_dir: str | Path, out_dir: str | Path, seed: int = 20211) -> dict:
@@ -78,7 +88,7 @@ def make_example(demo_dir: str | Path, out_dir: str | Path, seed: int = 20211) -
     blocks, labels = [], []
     for project, name in SUPPORT_TYPES.items():
         df = _tcga_samples(bulk, project)
-        pick = sorted(rng.choice(df.columns.to_numpy(dtype=object), size=K_SHOT, replace=False))
+        pick = sorted(rng.choice(df.columns.to_numpy(dtype=object), size=K_SHOT, replace=False))  # distinct patients
         blocks.append(df[pick])
         labels += [(s, name) for s in pick]
     support = pd.concat(blocks, axis=1)
@@ -89,12 +99,20 @@ def make_example(demo_dir: str | Path, out_dir: str | Path, seed: int = 20211) -
 
     # queries: MET500 metastases, linear FPKM, symbols
     met = read_matrix(bulk / "MET500_M.mx.log2.txt.gz")
-    meta = read_sample_table(bulk / "MET500_M.meta.plus.txt", "Sample_id", "cohort", what="MET500 metadata")
+    meta_path = bulk / "MET500_M.meta.plus.txt"
+    meta = read_met500_metadata(meta_path)
+    libs = select_libraries(meta.loc[list(met.columns)], "one_per_patient", source=meta_path)
+    one_per_patient = libs[libs["kept"]].set_index("sample_id")
     wanted = [(MET500_LABEL[p], n, QUERIES_PER_TYPE) for p, n in SUPPORT_TYPES.items()] + [(*ABSENT_TYPE, N_ABSENT)]
     queries = []
     for label, name, n in wanted:
-        ids = sorted(s for s in met.columns if meta.get(s) == label)
+        ids = sorted(one_per_patient.index[one_per_patient["label"] == label])
         queries += [(s, name) for s in sorted(rng.choice(np.array(ids, dtype=object), size=n, replace=False))]
+    support_patients = [patient_id(s) for s, _ in labels]
+    query_patients = list(one_per_patient.loc[[s for s, _ in queries], "patient"])
+    everyone = support_patients + query_patients
+    if len(set(everyone)) != len(everyone):
+        raise InputError(demo_dir, "patients", "internal error: two example samples share a patient")
     probemap = read_probemap(bulk / "gencode.v36.annotation.gtf.gene.probemap")
     met = met[~is_par_y(met.index)]
     met.index = strip_version(met.index)

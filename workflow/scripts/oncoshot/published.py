@@ -25,7 +25,7 @@ the file, the field and the problem.
 :func:`ensembl_symbol_map` reads the Ensembl gene id → HGNC symbol table bundled (``data.csv``:
 ``ENSEMBL_ID``, ``GENE_TYPE``, ``HGNC_ID``) in the PyPI package ``pygeneconverter`` (0.3), as a plain
 CSV (no code of the package is called); the result can be given to
-:func:`oncoshot.bulk.harmonise_tcga` as its ``probemap``.
+:func:`oncoshot.sources.tcga.harmonise_tcga` as its ``probemap``.
 """
 
 from __future__ import annotations

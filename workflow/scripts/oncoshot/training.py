@@ -315,7 +315,7 @@ def train_siamese(X_train, y_train, X_val=None, y_val=None, *, tower_state: dict
                   distance: str = "sq", iterations: int = 20000, batch_size: int = 128, lr: float = 5e-6,
                   val_every: int = 200, val_tasks: int = 1000, val_n_way: int = 10, seed: int = 0,
                   device=None, checkpoint_path=None, log: Callable[[str], None] | None = None,
-                  amp_bf16: bool = False, eval_batch: int = 65536) -> SiameseResult:
+                  amp_bf16: bool = False, eval_batch: int = 65536, groups_val=None) -> SiameseResult:
     """Train CancerSiamese on balanced pair batches (SPEC §2.2).
 
     Each iteration draws ``batch_size`` pairs (half same-type, half different-type; see
@@ -369,14 +369,17 @@ def train_siamese(X_train, y_train, X_val=None, y_val=None, *, tower_state: dict
             raise InputError(None, None, f"X_val has {Xv.shape[1]} genes, X_train has {n_genes}")
         if Xv.shape[0] != len(y_val):
             raise InputError(None, None, f"X_val has {Xv.shape[0]} rows but y_val has {len(y_val)} labels")
-        tasks = make_tasks(y_val, val_n_way, val_tasks, seed)
+        if groups_val is not None and len(groups_val) != len(y_val):
+            raise InputError(None, None, f"groups_val has {len(groups_val)} entries but y_val has {len(y_val)} labels")
+        tasks = make_tasks(y_val, val_n_way, val_tasks, seed, groups=groups_val)
 
     config = {
         "n_genes": int(n_genes), "distance": distance, "batch_size": int(batch_size), "lr": float(lr),
         "val_every": val_every, "val_tasks": int(val_tasks), "val_n_way": int(val_n_way), "seed": int(seed),
         "transfer": tower_state is not None, "amp_bf16": bool(amp_bf16),
         "train_data": _fingerprint(X_train, y_train),
-        "val_data": _fingerprint(X_val, y_val) if has_val else "none",
+        "val_data": (_fingerprint(X_val, y_val) if groups_val is None else _fingerprint(X_val, y_val, np.asarray(groups_val, dtype=str)))
+        if has_val else "none",
         "tower_init": _fingerprint(*[v for _, v in sorted(tower_state_from(tower_state).items())])
         if tower_state is not None else "scratch",
     }
