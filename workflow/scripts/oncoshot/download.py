@@ -41,7 +41,7 @@ from pathlib import Path, PurePosixPath
 from oncoshot import __version__
 from oncoshot.errors import DownloadError
 
-__all__ = ["sha256_file", "fetch", "safe_extract", "is_archive", "ARCHIVE_SUFFIXES"]
+__all__ = ["sha256_file", "fetch", "safe_extract", "is_archive", "archive_kind", "ARCHIVE_SUFFIXES"]
 
 LOG = logging.getLogger("oncoshot.download")
 
@@ -477,6 +477,11 @@ def _archive_kind(path: str | os.PathLike) -> str | None:
         LOG.warning("%s: named like a %s archive but the content is a %s archive; extracting it as %s",
                     path, named, kind, kind)
     return kind
+
+
+def archive_kind(path: str | os.PathLike) -> str | None:
+    """'tar' or 'zip' when the file's *content* is a supported archive, else None."""
+    return _archive_kind(path)
 
 
 def is_archive(path: str | os.PathLike) -> bool:
