@@ -295,8 +295,9 @@ def test_shared_gene_list_above_the_technologies(tmp_path):
 
 def test_cell_names_colliding_across_technologies_are_prefixed(tmp_path):
     study = neftel_old(tmp_path, collide=True)
-    with pytest.warns(SingleCellWarning, match=r"1 cell name\(s\) occur in more than one technology"):
+    with pytest.warns(SingleCellWarning) as rec:
         a = read_study(study)
+    assert any("1 cell name(s) occur in more than one technology" in str(r.message) for r in rec)
     assert a.obs_names.is_unique and a.n_obs == 7
     assert "Group1:MGH105A_AAACCTGAGACTAGAT" in a.obs_names and "Group2:MGH105A_AAACCTGAGACTAGAT" in a.obs_names
 
