@@ -149,9 +149,8 @@ def load_cells(real: Path, s: Settings) -> tuple[list[ad.AnnData], pd.DataFrame]
     for a in studies:
         filtered, _, summary = qc_cells(a, max_mito_fraction=s.max_mito_fraction, min_genes=s.min_genes,
                                         max_genes=s.max_genes)
-        summary.insert(1, "tissue", a.uns["tissue"])
-        summary.insert(2, "unit", a.uns["unit"])
-        summary.insert(3, "n_genes", a.n_vars)
+        summary.insert(1, "tissue", a.uns["tissue"])  # qc_cells gives technology ("all") and unit
+        summary.insert(int(summary.columns.get_loc("unit")) + 1, "n_genes", a.n_vars)
         kept.append(filtered)
         summaries.append(summary)
     return kept, pd.concat(summaries, ignore_index=True)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
+import scipy.sparse
 from scipy.spatial.distance import cdist
 
 from oncoshot import demo
@@ -125,7 +126,7 @@ def test_sha256sums_cover_every_download():
         listed[rel] = digest
     downloads = [f for f in _files(DEMO) if f.startswith(("bulk/", "scrna/"))]
     assert sorted(listed) == downloads
-    assert len(downloads) == 33 * 2 + 1 + 2 + 3 + 1
+    assert len(downloads) == 33 * 2 + 1 + 2 + 3 + 1 + 1  # … + 3 study archives, Brain's Meta-data archive
     for rel, digest in listed.items():
         assert _sha(DEMO / rel) == digest, rel
 
@@ -407,20 +408,41 @@ def test_type_signatures_and_sample_truth(tcga, met500):
 # ----------------------------------------------------------------------------- single cells
 
 
+# The real 3CA quirks the demo carries (docs/REAL_FORMATS.md), as file paths inside each archive;
+# read below with plain tarfile / pandas / scipy code, independent of oncoshot.sources.threeca.
+LAYOUT = {
+    "Data_Demo2020_Breast": {"all": ("Data_Demo2020_Breast/Exp_data_UMIcounts.mtx", "Data_Demo2020_Breast/Cells.csv",
+                                     "Data_Demo2020_Breast/Genes.txt")},
+    "Data_Demo2021_Brain": {
+        "SmartSeq2": ("Data_Demo2021_Brain/SmartSeq2/exp_data_TPM.mtx", "Data_Demo2021_Brain/SmartSeq2/Cells.csv",
+                      "Data_Demo2021_Brain/SmartSeq2/genes.txt"),
+        "Group1": ("Data_Demo2021_Brain/Group1/Exp_data_UMIcounts_10X.mtx", "Data_Demo2021_Brain/Group1/Cells_10X.txt",
+                   "Data_Demo2021_Brain/Group1/Genes_10X.txt")},
+    "Data_Demo2022_Breast": {"all": ("Data_Demo2022_Breast/Breast/Exp_data_UMIcounts.mtx",
+                                     "Data_Demo2022_Breast/Breast/Cells.csv", "Data_Demo2022_Breast/Breast/Genes.txt")},
+}
+METADATA = {"Data_Demo2020_Breast": ("Data_Demo2020_Breast.tar.gz", "Data_Demo2020_Breast/Meta-data.csv"),
+            "Data_Demo2021_Brain": ("Meta-data_Demo2021_Brain.tar.gz", "Meta-data_Demo2021_Brain.csv")}
+
+
+def _archive(path: Path):
+    with tarfile.open(path, "r:gz") as tar:
+        members = tar.getmembers()
+        files = {m.name: tar.extractfile(m).read() for m in members if m.isfile()}
+    return members, files
+
+
 @pytest.fixture(scope="module")
 def studies():
-    out = {}
-    for name in STUDIES:
-        with tarfile.open(SCRNA / f"{name}.tar.gz", "r:gz") as tar:
-            members = tar.getmembers()
-            files = {m.name: tar.extractfile(m).read() for m in members if m.isfile()}
-        out[name] = (members, files)
-    return out
+    return {name: _archive(SCRNA / f"{name}.tar.gz") for name in STUDIES}
 
 
 def test_tar_members_safe_and_complete(studies):
     for name, (members, files) in studies.items():
         names = [m.name for m in members]
+        if name == "Data_Demo2020_Breast":  # the harmless root member of 3CA folder downloads
+            assert members[0].isdir() and members[0].name in ("", "/")
+            members, names = members[1:], names[1:]
         assert names == sorted(names)
         assert names[0] == name and members[0].isdir()
         for m in members:
@@ -429,15 +451,42 @@ def test_tar_members_safe_and_complete(studies):
             assert m.isfile() or m.isdir()
             assert (m.uid, m.gid, m.uname, m.gname) == (0, 0, "", "")
             assert m.mtime == members[0].mtime
-        assert set(files) == {f"{name}/{f}" for f in ("Exp_data_UMIcounts.mtx", "Cells.csv", "Genes.txt", "Samples.csv")}
+        want = {f for tech in LAYOUT[name].values() for f in tech}
+        if name in METADATA and METADATA[name][0] == f"{name}.tar.gz":
+            want.add(METADATA[name][1])
+        assert set(files) == want
+    members, files = _archive(SCRNA / "Meta-data_Demo2021_Brain.tar.gz")
+    assert [m.name for m in members] == ["Meta-data_Demo2021_Brain.csv"]
 
 
 def _parse(files, name):
-    mtx = scipy.io.mmread(io.BytesIO(files[f"{name}/Exp_data_UMIcounts.mtx"])).tocsc()
-    genes = files[f"{name}/Genes.txt"].decode().splitlines()
-    cells = pd.read_csv(io.BytesIO(files[f"{name}/Cells.csv"]))
-    samples = pd.read_csv(io.BytesIO(files[f"{name}/Samples.csv"]))
-    return mtx, genes, cells, samples
+    """(genes × cells CSC over the study's genes, genes, cells with a technology column, metadata or
+    None), concatenating the technologies by gene symbol (0 where a technology lacks a gene)."""
+    parts = []
+    for tech, (mtx_path, cells_path, genes_path) in LAYOUT[name].items():
+        mtx = scipy.io.mmread(io.BytesIO(files[mtx_path])).tocsc()
+        genes = [g.strip('"') for g in files[genes_path].decode().splitlines()]
+        sep = r"\s+" if cells_path.endswith(".txt") else ","
+        cells = pd.read_csv(io.BytesIO(files[cells_path]), sep=sep)
+        cells["technology"] = tech
+        parts.append((mtx, genes, cells))
+    meta = None
+    if name in METADATA:
+        archive, path = METADATA[name]
+        meta = pd.read_csv(io.BytesIO(_archive(SCRNA / archive)[1][path]))
+    if len(parts) == 1:  # rows as in the file (a duplicated symbol stays two rows)
+        return parts[0][0], parts[0][1], parts[0][2], meta
+    union = list(dict.fromkeys(g for _, genes, _ in parts for g in genes))
+    blocks = []
+    for mtx, genes, _ in parts:
+        full = np.zeros((len(union), mtx.shape[1]))
+        dense = mtx.toarray()
+        for i, g in enumerate(genes):
+            full[union.index(g)] += dense[i]
+        blocks.append(full)
+    mtx = scipy.sparse.csc_matrix(np.hstack(blocks))
+    cells = pd.concat([c for _, _, c in parts], ignore_index=True)
+    return mtx, union, cells, meta
 
 
 def test_study_formats(studies):
@@ -445,30 +494,48 @@ def test_study_formats(studies):
     hallmark_genes = set(sets.stack().dropna())
     n_cells, n_normal, lacking, duplicated = 0, 0, [], []
     for name, (_, files) in studies.items():
-        head = files[f"{name}/Exp_data_UMIcounts.mtx"][:60].decode()
-        assert head.startswith("%%MatrixMarket matrix coordinate integer general")
-        mtx, genes, cells, samples = _parse(files, name)
+        for tech, (mtx_path, _, genes_path) in LAYOUT[name].items():
+            head = files[mtx_path][:60].decode()
+            field = "real" if tech == "SmartSeq2" else "integer"
+            assert head.startswith(f"%%MatrixMarket matrix coordinate {field} general")
+            raw = files[genes_path].decode().splitlines()
+            quoted = name == "Data_Demo2022_Breast"
+            assert all(g.startswith('"') and g.endswith('"') for g in raw) == quoted
+            duplicated.append(len(raw) - len(set(raw)))
+        mtx, genes, cells, meta = _parse(files, name)
         assert mtx.shape == (len(genes), len(cells))
-        assert list(cells.columns) == ["cell_name", "sample", "cell_type", "complexity"]
+        assert list(cells.columns) == ["cell_name", "sample", "cell_type", "complexity", "technology"]
         assert cells["cell_name"].is_unique
         assert (cells["complexity"].to_numpy() == (mtx > 0).sum(axis=0).A1).all()
-        assert list(samples.columns) == ["sample", "patient", "sample_type"]
-        assert set(samples["sample_type"]) <= {"Tumour", "Normal"}
-        assert set(cells["sample"]) == set(samples["sample"])
-        tumour = samples[samples["sample_type"] == "Tumour"]
+        if meta is not None:
+            assert list(meta.columns) == ["sample", "patient", "technology", "sample_primary_met", "source", "cancer_type"]
+            assert "sample_type" not in meta.columns
+            assert set(cells["sample"]) == set(meta["sample"])
+            normal = meta[(meta["source"] == "Normal") | (meta["cancer_type"] == "Normal")]
+            n_normal += len(normal)
+            tumour = set(meta["sample"]) - set(normal["sample"])
+        else:
+            tumour = set(cells["sample"])
         assert 4 <= len(tumour) <= 5
-        assert cells[cells["sample"].isin(tumour["sample"])].groupby("sample").size().between(300, 500).all()
+        assert cells[cells["sample"].isin(tumour)].groupby("sample").size().between(300, 500).all()
         assert (cells["cell_type"] == "Malignant").mean() > 0.6
         assert sum(g.startswith("MT-") for g in set(genes)) == 13
-        assert 1700 <= len(genes) <= 1900
+        assert 1700 <= len(set(genes)) <= 1900
         n_cells += len(cells)
-        n_normal += int((samples["sample_type"] == "Normal").sum())
         lacking.append(len(hallmark_genes - set(genes)))
-        duplicated.append(len(genes) - len(set(genes)))
     assert n_normal == 1
     assert sorted(lacking) == [0, 0, 2]
-    assert sorted(duplicated) == [0, 0, 1]
+    assert sorted(duplicated) == [0, 0, 0, 1]
     assert 5000 <= n_cells <= 8000
+    # the multi-technology study: two technologies, SmartSeq2 lacks a few genes Group1 has
+    _, files = studies["Data_Demo2021_Brain"]
+    ss2 = set(files["Data_Demo2021_Brain/SmartSeq2/genes.txt"].decode().split())
+    g1 = set(files["Data_Demo2021_Brain/Group1/Genes_10X.txt"].decode().split())
+    assert ss2 < g1 and len(g1 - ss2) == 6
+    _, _, cells, meta = _parse(files, "Data_Demo2021_Brain")
+    assert cells.groupby("technology")["sample"].nunique().to_dict() == {"Group1": 3, "SmartSeq2": 2}
+    assert dict(zip(meta["sample"], meta["technology"])) == {
+        s: ("SmartSeq2" if t == "SmartSeq2" else "10x") for s, t in zip(cells["sample"], cells["technology"])}
 
 
 def test_hallmark_gene_sets_format():
@@ -504,6 +571,7 @@ def test_qc_failures_violate_thresholds(studies):
         assert ok.mean() > 0.85
         seen |= set(reason[~ok])
         assert (t["cell_type"].to_numpy() == cells["cell_type"].to_numpy()).all()
+        assert (t["technology"].to_numpy() == cells["technology"].to_numpy()).all()
     assert seen == {"mt_fraction", "low_genes", "high_genes"}
 
 

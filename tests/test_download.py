@@ -7,6 +7,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import stat
 import tarfile
 import threading
@@ -626,3 +627,111 @@ def test_safe_extract_missing_and_unsupported(tmp_path):
     with pytest.raises(DownloadError, match="plain.txt"):
         safe_extract(plain, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# archives decided by content; harmless root members (3CA packaging, REAL_FORMATS.md)
+
+
+def _root_dir(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = 0o755
+    return info
+
+
+@pytest.mark.parametrize("root", ["/", "./", "."])
+def test_safe_extract_tar_with_root_member(tmp_path, root):
+    arc = make_tar(tmp_path / "a.tar.gz", [_root_dir(root)] + list(FILES.items()))
+    dest = tmp_path / "out"
+    files = safe_extract(arc, dest)
+    assert sorted(files) == sorted(dest / n for n in FILES)
+    assert leftovers(dest) == ["README", "study"]
+
+
+def test_safe_extract_zip_with_root_member(tmp_path):
+    arc = make_zip(tmp_path / "a.zip", [("/", b"")] + list(FILES.items()))
+    dest = tmp_path / "out"
+    files = safe_extract(arc, dest)
+    assert sorted(files) == sorted(dest / n for n in FILES)
+    for name, data in FILES.items():
+        assert (dest / name).read_bytes() == data
+
+
+def test_safe_extract_root_named_file_is_rejected(tmp_path):
+    arc = make_zip(tmp_path / "a.zip", [("good.txt", b"ok"), ("./", b"")])  # a dir: fine
+    safe_extract(arc, tmp_path / "ok")
+    info = tarfile.TarInfo(".")  # a *file* named like the root
+    info.size = 2
+    arc = tmp_path / "b.tar"
+    with tarfile.open(arc, "w") as tf:
+        tf.addfile(info, io.BytesIO(b"xx"))
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(DownloadError, match=r"b\.tar.*file without a name"):
+        safe_extract(arc, work / "out")
+    assert_nothing_left(work, work / "out", keep=set())
+
+
+def test_safe_extract_root_member_does_not_excuse_escapes(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    for i, bad in enumerate(["/..", "/../evil.txt", "//etc/passwd", "./../evil.txt"]):
+        arc = make_tar(tmp_path / f"bad{i}.tar.gz", [_root_dir("/"), ("good.txt", b"ok"), (bad, b"x")])
+        with pytest.raises(DownloadError, match=re.escape(repr(bad))):
+            safe_extract(arc, work / "out")
+        assert_nothing_left(work, work / "out", keep=set())
+    assert not (tmp_path / "evil.txt").exists()
+
+
+@pytest.mark.parametrize("named, kind", [("study.tar.gz", "zip"), ("study.tgz", "zip"), ("study.zip", "tar.gz"),
+                                         ("study.tar", "tar.gz"), ("study.tar.gz", "tar"),
+                                         ("study", "zip"), ("study.bin", "tar.gz")])
+def test_safe_extract_decides_by_content(tmp_path, named, kind, caplog):
+    arc = tmp_path / named
+    if kind == "zip":
+        make_zip(arc, [("/", b"")] + list(FILES.items()))
+    else:
+        make_tar(arc, list(FILES.items()), "w:gz" if kind == "tar.gz" else "w")
+    dest = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="oncoshot.download"):
+        files = safe_extract(arc, dest)
+    assert sorted(files) == sorted(dest / n for n in FILES)
+    for name, data in FILES.items():
+        assert (dest / name).read_bytes() == data
+    suffix_says = {"study.tar.gz": "tar", "study.tgz": "tar", "study.zip": "zip", "study.tar": "tar"}.get(named)
+    content = "zip" if kind == "zip" else "tar"
+    mismatch = suffix_says is not None and suffix_says != content
+    assert any("content is a" in r.getMessage() for r in caplog.records) == mismatch
+
+
+@pytest.mark.parametrize("data", [b"just text\n" * 100, gzip.compress(b"a,b\n1,2\n" * 50), b"PK\x03\x04garbage" * 20])
+def test_safe_extract_rejects_non_archives_whatever_their_name(tmp_path, data):
+    arc = tmp_path / "x.tar.gz"
+    arc.write_bytes(data)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(DownloadError, match=r"x\.tar\.gz"):
+        safe_extract(arc, work / "out")
+    assert_nothing_left(work, work / "out", keep=set())
+
+
+def test_safe_extract_malicious_zip_named_tar_gz_still_rejected(tmp_path):
+    arc = make_zip(tmp_path / "bad.tar.gz", [("/", b""), ("good.txt", b"ok"), ("../evil.txt", b"x")])
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(DownloadError, match=r"bad\.tar\.gz.*'\.\./evil\.txt'"):
+        safe_extract(arc, work / "out")
+    assert_nothing_left(work, work / "out", keep=set())
+    arc = make_zip(tmp_path / "link.tar.gz", [("/", b""), _zip_symlink("link", "/etc/passwd")])
+    with pytest.raises(DownloadError, match="symbolic link"):
+        safe_extract(arc, work / "out")
+    assert_nothing_left(work, work / "out", keep=set())
+
+
+def test_fetch_keeps_a_zip_named_tar_gz(tmp_path, caplog):
+    src = make_zip(tmp_path / "Data_X.tar.gz", list(FILES.items()))
+    with caplog.at_level("WARNING", logger="oncoshot.download"):
+        out = fetch(str(src), tmp_path / "out" / "Data_X.tar.gz")
+    assert out.read_bytes() == src.read_bytes()
+    assert any("content is a zip archive" in r.getMessage() for r in caplog.records)

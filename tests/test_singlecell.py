@@ -1,4 +1,5 @@
-"""oncoshot.singlecell: 3CA study folders (SPEC §3.1) and cell QC (SPEC §3.2) on hand-made data."""
+"""oncoshot.singlecell (cell QC, SPEC §3.2) and the basic 3CA reader cases of oncoshot.sources.threeca
+(SPEC §3.1) on hand-made data; the real-format layouts are in test_threeca.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import scipy.io
 import scipy.sparse as sp
 
 from oncoshot.errors import InputError
-from oncoshot.singlecell import SingleCellWarning, mito_mask, parse_study_folder, qc_cells, read_study
+from oncoshot.singlecell import SingleCellWarning, mito_mask, qc_cells
+from oncoshot.sources.threeca import parse_study_folder, read_study
 
 # genes × cells, as 3CA ships it
 COUNTS = np.array(
@@ -90,7 +92,7 @@ def test_read_study_samples_unmatched_and_conflicting_columns(tmp_path):
     cells = CELLS.replace("n_extra", "patient")
     folder = make_study(tmp_path, genes=["A", "B", "C", "D", "E"], cells=cells,
                         samples="sample,patient,sample_type\nS1,P1,Tumour\nS2,P2,Normal\n")
-    with pytest.warns(SingleCellWarning, match=r"1 sample\(s\) of Cells.csv not listed"):
+    with pytest.warns(SingleCellWarning, match=r"1 sample\(s\) of the cell table not listed"):
         adata = read_study(folder)
     assert list(adata.obs["patient"]) == ["10", "11", "12", "13"]  # Cells.csv wins
     assert adata.obs["sample_type"].tolist()[:3] == ["Tumour", "Tumour", "Normal"]
@@ -114,12 +116,12 @@ def test_read_study_gzipped_matrix(tmp_path):
         ({"genes": GENES[:4]}, "5 rows but 4 genes"),
         ({"cells": CELLS.rsplit("c4", 1)[0]}, "4 columns but 3 cells"),
         ({"cells": CELLS.replace("c4,", "c1,")}, "duplicated cell name"),
-        ({"cells": CELLS.replace("cell_type", "celltype")}, r"missing required column\(s\) \['cell_type'\]"),
-        ({"cells": CELLS.replace("sample,", "smp,", 1)}, r"missing required column\(s\) \['sample'\]"),
+        ({"cells": CELLS.replace("cell_type", "celltype")}, r"Cells.csv: column 'cell_type': missing"),
+        ({"cells": CELLS.replace("sample,", "smp,", 1)}, r"Cells.csv: column 'sample': missing"),
         ({"counts": np.where(COUNTS == 5, -5, COUNTS)}, "1 negative value"),
         ({"counts": np.where(COUNTS == 5, np.nan, COUNTS)}, "1 non-finite value"),
-        ({"samples": "patient\nP1\n"}, r"missing required column \['sample'\]"),
-        ({"samples": SAMPLES + "S1,P9,Tumour\n"}, "duplicated sample"),
+        ({"samples": "patient\nP1\n"}, r"Samples.csv: column 'sample': missing"),
+        ({"samples": SAMPLES + "S1,P9,Tumour\n"}, r"Samples.csv: sample: 1 sample\(s\) listed more than once"),
     ],
 )
 def test_read_study_errors(tmp_path, change, match):
@@ -129,13 +131,14 @@ def test_read_study_errors(tmp_path, change, match):
 
 
 @pytest.mark.filterwarnings("ignore::oncoshot.singlecell.SingleCellWarning")
-@pytest.mark.parametrize("missing", ["Exp_data_UMIcounts.mtx", "Cells.csv", "Genes.txt"])
-def test_read_study_missing_files(tmp_path, missing):
+@pytest.mark.parametrize("missing, what", [("Exp_data_UMIcounts.mtx", "no expression matrix"),
+                                           ("Cells.csv", "no cell table"), ("Genes.txt", "no gene list")])
+def test_read_study_missing_files(tmp_path, missing, what):
     folder = make_study(tmp_path)
     (folder / missing).unlink()
-    with pytest.raises(InputError, match="not found") as info:
+    with pytest.raises(InputError, match=what) as info:
         read_study(folder)
-    assert missing in str(info.value)
+    assert str(folder) in str(info.value) and missing not in str(info.value).split("files in the folder")[-1]
 
 
 def test_read_study_missing_folder(tmp_path):
@@ -182,7 +185,8 @@ def test_mito_mask_is_case_insensitive():
 
 def test_qc_keeps_exactly_the_right_cells():
     adata = qc_example()
-    kept, per_cell, summary = qc_cells(adata, max_mito_fraction=0.15, min_genes=50, max_genes=120)
+    kept, per_cell, summary = qc_cells(adata, max_mito_fraction=0.15, min_genes=50, max_genes=120,
+                                       normal_markers={"sample_type": ["normal"]})
     assert list(kept.obs_names) == ["c0", "c2", "c4", "c6"]
     assert per_cell.loc["c1", "reason"] == "low_genes"
     assert per_cell.loc["c3", "reason"] == "high_genes"
@@ -192,28 +196,51 @@ def test_qc_keeps_exactly_the_right_cells():
     assert per_cell["n_genes"].tolist() == [100, 49, 50, 121, 120, 99, 104, 100]
     assert per_cell.loc["c5", "mito_fraction"] == pytest.approx(18 / 116)
     assert per_cell.loc["c6", "mito_fraction"] == 0.15
-    summary = summary.set_index("study")
+    assert summary["technology"].tolist() == ["all", "all"]
+    summary = summary.set_index("study").drop(columns=["technology", "unit"])
     assert summary.loc["A"].to_dict() == {
         "n_cells": 4, "kept": 2, "dropped": 2, "dropped_normal_sample": 0, "dropped_high_mito": 0,
-        "dropped_low_genes": 1, "dropped_high_genes": 1,
+        "dropped_low_genes": 1, "dropped_high_genes": 1, "normal_samples": 0, "normal_filter": "applied: sample_type",
     }
     assert summary.loc["B"].to_dict() == {
         "n_cells": 4, "kept": 2, "dropped": 2, "dropped_normal_sample": 1, "dropped_high_mito": 1,
-        "dropped_low_genes": 0, "dropped_high_genes": 0,
+        "dropped_low_genes": 0, "dropped_high_genes": 0, "normal_samples": 1, "normal_filter": "applied: sample_type",
     }
     np.testing.assert_array_equal(kept.X.toarray(), adata.X.toarray()[[0, 2, 4, 6]])
 
 
 def test_qc_defaults_and_multiple_reasons():
     adata = qc_example()
-    kept, per_cell, _ = qc_cells(adata)  # defaults 200 / 6000: every cell has too few genes
+    # defaults 200 / 6000: every cell has too few genes
+    kept, per_cell, _ = qc_cells(adata, normal_markers={"sample_type": ["normal"]})
     assert kept.n_obs == 0
     assert per_cell.loc["c7", "reason"] == "normal_sample;low_genes"
     assert per_cell.loc["c5", "reason"] == "high_mito;low_genes"
-    # without the sample-type column nothing is normal
-    adata.obs = adata.obs.drop(columns="sample_type")
-    kept, per_cell, _ = qc_cells(adata, min_genes=50, max_genes=120)
+    # the default markers are the real 3CA columns: a sample_type column is not one of them, and
+    # the summary and a warning say that the filter could not apply
+    with pytest.warns(SingleCellWarning, match=r"A, B: normal-sample filter not applied \(no metadata"):
+        kept, per_cell, summary = qc_cells(adata, min_genes=50, max_genes=120)
     assert "c7" in kept.obs_names and not per_cell["is_normal"].any()
+    assert set(summary["normal_filter"]) == {"no metadata"}
+    adata.uns["metadata"] = "Samples.csv"
+    with pytest.warns(SingleCellWarning, match="no normal column"):
+        _, _, summary = qc_cells(adata, min_genes=50, max_genes=120)
+    assert set(summary["normal_filter"]) == {"no normal column"}
+
+
+def test_qc_normal_markers_any_column_case_insensitive_and_per_technology():
+    adata = qc_example()
+    adata.obs["source"] = ["Tumor"] * 6 + ["normal", None]
+    adata.obs["cancer_type"] = ["LUAD"] * 7 + [" NORMAL "]
+    adata.obs["technology"] = ["10X"] * 2 + ["SmartSeq2"] * 6
+    adata.uns["units"] = {"10X": "UMI", "SmartSeq2": "TPM"}
+    _, per_cell, summary = qc_cells(adata, min_genes=50, max_genes=120)
+    assert per_cell["is_normal"].tolist() == [False] * 6 + [True, True]
+    assert summary[["study", "technology", "unit", "n_cells"]].values.tolist() == [
+        ["A", "10X", "UMI", 2], ["A", "SmartSeq2", "TPM", 2], ["B", "SmartSeq2", "TPM", 4]]
+    assert summary["dropped_normal_sample"].tolist() == [0, 0, 2]
+    assert summary["normal_samples"].tolist() == [0, 0, 2]  # S2 (source) and S3 (cancer_type)
+    assert set(summary["normal_filter"]) == {"applied: source, cancer_type"}
 
 
 def test_select_cell_types_keeps_named_types_only():

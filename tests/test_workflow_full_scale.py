@@ -57,12 +57,13 @@ def test_full_config_plans_the_whole_real_run(full_plan):
     studies = [s["name"] for s in FULL["singlecell"]["studies"]]
     assert len(projects) == 33 and len(set(projects)) == 33
     n_train = sum(s["role"] == "train" for s in FULL["singlecell"]["studies"])
+    n_meta = sum(bool(s.get("metadata_url")) for s in FULL["singlecell"]["studies"])
     runs = FULL.get("evaluation", {}).get("runs") or DEMO["evaluation"]["runs"]  # full.yaml extends the demo
     n_runs = len(runs)
     assert planned_jobs(out) == {
         # 33 expression matrices + 33 clinical tables + probe map, MET500 matrix + metadata, one
-        # archive per study, the hallmark gene sets
-        "download": 33 * 2 + 1 + 2 + len(studies) + 1,
+        # archive per study and its Meta-data archive, the hallmark gene sets
+        "download": 33 * 2 + 1 + 2 + len(studies) + n_meta + 1,
         "harmonise_tcga": 1, "harmonise_met500": 1, "filter_genes": 1, "merge_labels": 2, "split_types": 1,
         "pretrain_cnn": 5, "train_siamese": 5, "evaluate_cnn_transfer": 1, "evaluate_oneshot": n_runs,
         "summarise_oneshot": 1, "marker_scores": 2, "forward_selection": 2, "marker_figures": 2,
@@ -72,7 +73,11 @@ def test_full_config_plans_the_whole_real_run(full_plan):
         "combine_synthetic_bulk": 1, "train_hallmark_model": 1, "cv_hallmark_model": 1,
         "validate_hallmark_model": 1, "bulk_hallmark_activity": 1, "all": 1,
     }
-    assert n_train == len(studies) - 1
+    # OncoMark's study set: its 55 training studies and its external validation studies (Dong2020
+    # is in both of OncoMark's lists and is kept as training), each with its Meta-data archive;
+    # names with spaces and non-ASCII letters plan like the others
+    assert (len(studies), n_train, n_meta) == (59, 55, 59) and len(set(studies)) == 59
+    assert {"Data_Cillo2020_Head and Neck", "Data_Kürten2021_Head and Neck", "Data_Zhang2019_Liver-Biliary"} <= set(studies)
     downloads = {j["output"] for j in jobs if j["rule"] == "download"}
     for p in projects:
         assert f"results/downloads/tcga/TCGA-{p}.star_fpkm.tsv.gz" in downloads, p
@@ -80,7 +85,8 @@ def test_full_config_plans_the_whole_real_run(full_plan):
     assert {"results/downloads/met500/expression.tsv.gz", "results/downloads/met500/metadata.tsv",
             "results/downloads/tcga/probemap.tsv", "results/downloads/genesets/hallmark_gene_sets.csv"} <= downloads
     for s in studies:
-        assert any(d.startswith(f"results/downloads/scrna/{s}.") for d in downloads), s
+        assert f"results/downloads/scrna/{s}.tar.gz" in downloads, s
+        assert f"results/downloads/scrna/{s}.metadata.tar.gz" in downloads, s
         assert any(j["rule"] == "synthetic_bulk" and j.get("wildcards") == f"study={s}" for j in jobs), s
     trained = {j["wildcards"] for j in jobs if j["rule"] == "train_siamese"}
     assert trained == {f"experiment={e}, init=transfer" for e in ("tcga9", "tcga14", "tcga19", "met500")} | {

@@ -60,28 +60,60 @@ def _download_table(cfg):
     sc = cfg["singlecell"]
     for study in sc["studies"]:
         table[f"scrna/{_archive_name(study)}"] = study["url"]
+        if study.get("metadata_url"):
+            table[f"scrna/{_metadata_name(study)}"] = study["metadata_url"]
     table["genesets/hallmark_gene_sets.csv"] = sc["gene_sets_url"]
     table[f"oncomark/{ONCOMARK_WHEEL}"] = cfg["hallmarks"]["published"]["wheel"]
     return table
 
 
-def _archive_name(study):
-    """File name of a study's archive under results/downloads/scrna (keeps the archive suffix)."""
-    base = os.path.basename(_local_path(study["url"]).split("?")[0])
-    for suffix in (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip"):
-        if base.endswith(suffix):
-            return study["name"] + suffix
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip")
+
+
+def _url_suffix(study, key, allowed):
+    base = os.path.basename(_local_path(study[key]).split("?")[0])
+    for suffix in allowed:
+        if base.lower().endswith(suffix):
+            return suffix
     raise WorkflowError(
-        f"config key 'singlecell.studies' ({study['name']}): url must end in .tar.gz, .tgz, "
-        f".tar.bz2, .tar.xz, .tar or .zip, got '{base}'"
+        f"config key 'singlecell.studies' ({study['name']}): {key} must end in "
+        f"{', '.join(allowed)}, got '{base}'"
     )
 
 
+def _archive_name(study):
+    """File name of a study's archive under results/downloads/scrna (keeps the archive suffix;
+    the extraction decides zip or tar by the content, so a zip served as .tar.gz works)."""
+    return study["name"] + _url_suffix(study, "url", _ARCHIVE_SUFFIXES)
+
+
+def _metadata_name(study):
+    """File name of a study's separate 3CA metadata (Meta-data_<Study>.tar.gz, or a plain table)."""
+    suffix = _url_suffix(study, "metadata_url", _ARCHIVE_SUFFIXES + (".csv", ".csv.gz", ".tsv", ".txt"))
+    return f"{study['name']}.metadata{suffix}"
+
+
+def _study_entry(s):
+    entry = dict(s, archive=_archive_name(s), tissue=s.get("tissue") or s["name"].rsplit("_", 1)[-1])
+    entry["metadata"] = _metadata_name(s) if s.get("metadata_url") else None
+    return entry
+
+
 DOWNLOADS = _download_table(config)
-STUDIES = {
-    s["name"]: dict(s, archive=_archive_name(s), tissue=s.get("tissue") or s["name"].rsplit("_", 1)[-1])
-    for s in config["singlecell"]["studies"]
-}
+STUDIES = {s["name"]: _study_entry(s) for s in config["singlecell"]["studies"]}
+if len(STUDIES) != len(config["singlecell"]["studies"]):
+    raise WorkflowError("config key 'singlecell.studies': study names must be unique")
+# the {study} wildcard: exactly the configured names (spaces, hyphens, non-ASCII letters escaped)
+STUDY_PATTERN = "|".join(re.escape(name) for name in STUDIES) or "NO_STUDY"
+
+
+def study_inputs(wildcards):
+    """The study's data archive and, when configured, its separate metadata archive or table."""
+    study = STUDIES[wildcards.study]
+    inputs = {"data": downloaded(f"scrna/{study['archive']}")}
+    if study["metadata"]:
+        inputs["metadata"] = downloaded(f"scrna/{study['metadata']}")
+    return inputs
 
 
 def studies_with_role(role):

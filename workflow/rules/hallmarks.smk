@@ -52,7 +52,7 @@ rule synthetic_bulk:
     resources:
         mem_mb=config["resources"]["singlecell_mem_mb"],
     wildcard_constraints:
-        study="|".join(STUDIES) or "NO_STUDY",
+        study=STUDY_PATTERN,
     conda:
         "../../envs/oncoshot.yaml"
     script:

@@ -1,10 +1,10 @@
-# Single-cell branch (SPEC §3.1–3.3): 3CA study archives → cells × genes → QC → UCell scores.
+# Single-cell branch (SPEC §3.1–3.3): 3CA study archives (+ metadata) → cells × genes → QC → UCell scores.
 # One job per study (wildcard), so a cluster runs the studies in parallel.
 
 
 rule extract_study:
     input:
-        lambda wc: downloaded(f"scrna/{STUDIES[wc.study]['archive']}"),
+        unpack(study_inputs),
     output:
         directory(f"{RESULTS}/singlecell/raw/{{study}}"),
     log:
@@ -12,7 +12,7 @@ rule extract_study:
     benchmark:
         f"{BENCH}/singlecell/extract_{{study}}.tsv"
     wildcard_constraints:
-        study="|".join(STUDIES) or "NO_STUDY",
+        study=STUDY_PATTERN,
     conda:
         "../../envs/oncoshot.yaml"
     script:
@@ -26,6 +26,7 @@ rule read_study:
         f"{RESULTS}/singlecell/studies/{{study}}.h5ad",
     params:
         tissue=lambda wc: STUDIES[wc.study]["tissue"],
+        technologies=lambda wc: STUDIES[wc.study].get("technologies") or [],
     log:
         f"{LOGS}/singlecell/read_{{study}}.log",
     benchmark:
@@ -33,7 +34,7 @@ rule read_study:
     resources:
         mem_mb=config["resources"]["singlecell_mem_mb"],
     wildcard_constraints:
-        study="|".join(STUDIES) or "NO_STUDY",
+        study=STUDY_PATTERN,
     conda:
         "../../envs/oncoshot.yaml"
     script:
@@ -67,8 +68,7 @@ rule qc_cells:
         max_mito_fraction=config["singlecell"]["qc"]["max_mito_fraction"],
         min_genes=config["singlecell"]["qc"]["min_genes"],
         max_genes=config["singlecell"]["qc"]["max_genes"],
-        normal_column=config["singlecell"]["qc"]["normal_column"],
-        normal_values=config["singlecell"]["qc"]["normal_values"],
+        normal_markers=config["singlecell"]["qc"]["normal_markers"],
         cell_type_column=config["singlecell"]["qc"]["cell_type_column"],
         keep_cell_types=config["singlecell"]["qc"]["keep_cell_types"],
     log:
@@ -78,7 +78,7 @@ rule qc_cells:
     resources:
         mem_mb=config["resources"]["singlecell_mem_mb"],
     wildcard_constraints:
-        study="|".join(STUDIES) or "NO_STUDY",
+        study=STUDY_PATTERN,
     conda:
         "../../envs/oncoshot.yaml"
     script:
@@ -102,7 +102,7 @@ rule score_hallmarks:
     resources:
         mem_mb=config["resources"]["singlecell_mem_mb"],
     wildcard_constraints:
-        study="|".join(STUDIES) or "NO_STUDY",
+        study=STUDY_PATTERN,
     conda:
         "../../envs/oncoshot.yaml"
     script:

@@ -5,8 +5,10 @@
 - ``bulk/``: 33 GDC-hub TCGA matrices (``TCGA-<PROJ>.star_fpkm.tsv.gz``, log2(FPKM+1)) with their
   clinical tables, the gencode v36 probe map, and the MET500 matrix (log2(FPKM+0.001), gencode v23
   versions) with its metadata (SPEC §1.1);
-- ``scrna/``: three 3CA study archives (``Data_<Author><Year>_<Tissue>.tar.gz``, SPEC §3.1) and the
-  hallmark gene sets in OncoMark's one-column-per-hallmark CSV format;
+- ``scrna/``: three 3CA study archives (``Data_<Author><Year>_<Tissue>.tar.gz``, SPEC §3.1) in the
+  real layouts (flat with a ``/`` root member and ``Meta-data.csv``; one sub-folder per technology
+  with a separate ``Meta-data_<Study>.tar.gz``; nested with quoted gene symbols) and the hallmark
+  gene sets in OncoMark's one-column-per-hallmark CSV format;
 - ``truth/``: the planted ground truth (gene roles, type signatures, sample and cell tables, measured
   summary numbers, README);
 - ``SHA256SUMS``: sha256 of every file the workflow reads as a download.
@@ -220,6 +222,22 @@ STUDIES = (
 N_SC_GENES = 1800
 STUDY_MISSING_HALLMARK_GENES = "Data_Demo2021_Brain"  # lacks 2 hallmark genes
 STUDY_DUPLICATED_SYMBOL = "Data_Demo2022_Breast"  # has one symbol twice in Genes.txt
+# The real 3CA quirks (docs/REAL_FORMATS.md), one study each:
+# - Data_Demo2020_Breast: flat, Meta-data.csv inside the data archive (normal sample marked by
+#   source / cancer_type = "Normal"), and the tar.gz carries a harmless "/" root member;
+# - Data_Demo2021_Brain: one sub-folder per technology (Neftel2019-like): SmartSeq2/ (TPM,
+#   lower-case names, Cells.csv) for the first SC_SMARTSEQ2_SAMPLES samples, Group1/ (UMI, _10X
+#   names, space-separated Cells_10X.txt) for the others; SmartSeq2 lacks SC_SMARTSEQ2_MISSING
+#   background genes; its metadata is a separate Meta-data_Demo2021_Brain.tar.gz;
+# - Data_Demo2022_Breast: nested one folder down (Breast/), every symbol of Genes.txt quoted, no
+#   sample metadata at all.
+STUDY_ROOT_MEMBER = "Data_Demo2020_Breast"
+STUDY_MULTI_TECHNOLOGY = "Data_Demo2021_Brain"
+STUDY_NESTED_QUOTED = "Data_Demo2022_Breast"
+NESTED_FOLDER = "Breast"
+SC_SMARTSEQ2_SAMPLES = 2
+SC_SMARTSEQ2_MISSING = 6
+TECHNOLOGIES = ("SmartSeq2", "Group1")
 NONMALIGNANT_TYPES = {
     "Breast": ("T_cell", "Macrophage", "Fibroblast", "Endothelial"),
     "Brain": ("Macrophage", "Oligodendrocyte", "T_cell"),
@@ -257,21 +275,27 @@ def _tsv(df: pd.DataFrame, float_format: str | None = None, sep: str = "\t") -> 
     return df.to_csv(sep=sep, index=False, float_format=float_format, lineterminator="\n").encode()
 
 
-def _tar_gz(folder: str, files: dict[str, bytes]) -> bytes:
-    """A .tar.gz holding ``folder/`` and its files: sorted members, fixed mtime, uid/gid 0, no names."""
+def _tar_gz(files: dict[str, bytes], root_member: bool = False) -> bytes:
+    """A .tar.gz of ``files`` (archive path → bytes) with a member for every folder: sorted
+    members, fixed mtime, uid/gid 0, no user names; ``root_member`` adds the harmless ``/`` entry
+    that 3CA folder downloads carry (REAL_FORMATS.md)."""
+    folders = sorted({"/".join(name.split("/")[:k]) for name in files for k in range(1, name.count("/") + 1)})
+    members = sorted([(f, None) for f in folders] + [(n, files[n]) for n in files])
+    if root_member:
+        members.insert(0, ("/", None))
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        info = tarfile.TarInfo(folder)
-        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, TAR_MTIME
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        tar.addfile(info)
-        for name in sorted(files):
-            info = tarfile.TarInfo(f"{folder}/{name}")
-            info.size, info.mode, info.mtime = len(files[name]), 0o644, TAR_MTIME
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.mtime = TAR_MTIME
             info.uid = info.gid = 0
             info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(files[name]))
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
     return _gzip_bytes(raw.getvalue())
 
 
@@ -1012,6 +1036,78 @@ def _mtx_bytes(counts: np.ndarray) -> bytes:
     return (head + body).encode()
 
 
+def _mtx_tpm_bytes(counts: np.ndarray) -> bytes:
+    """genes × cells MatrixMarket coordinate real: counts per million of each cell (as full-length
+    protocols ship, ``exp_data_TPM.mtx``), 6 significant digits: the ranks within a cell, the
+    detected genes and the MT fraction equal those of the counts."""
+    cells_idx, gene_idx = np.nonzero(counts)
+    total = counts.sum(axis=1).astype(np.float64)
+    vals = counts[cells_idx, gene_idx] / total[cells_idx] * 1e6
+    head = (
+        "%%MatrixMarket matrix coordinate real general\n%\n"
+        f"{counts.shape[1]} {counts.shape[0]} {len(vals)}\n"
+    )
+    body = "".join(f"{i} {j} {v:.6g}\n" for i, j, v in zip(gene_idx + 1, cells_idx + 1, vals))
+    return (head + body).encode()
+
+
+def _cells_space_separated(df: pd.DataFrame) -> bytes:
+    """R ``write.table`` style: space-separated, every field quoted (3CA's ``Cells_10X.txt``)."""
+    lines = [" ".join(f'"{c}"' for c in df.columns)]
+    lines += [" ".join(f'"{v}"' for v in row) for row in df.astype(str).itertuples(index=False)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _study_files(folder: str, cells: pd.DataFrame, counts: np.ndarray, symbols: list[str],
+                 role: np.ndarray) -> tuple[dict[str, dict[str, bytes]], np.ndarray]:
+    """The archive(s) of one study in its real-style layout: ``{archive file name: {path: bytes}}``,
+    and the counts as the files hold them (the technology a gene is missing from reads 0)."""
+    cells_csv = pd.DataFrame({"cell_name": cells["cell_name"], "sample": cells["sample"],
+                              "cell_type": cells["cell_type"], "complexity": (counts > 0).sum(axis=1)})
+    genes_txt = ("\n".join(symbols) + "\n").encode()
+    meta = cells[["sample", "patient", "sample_type"]].drop_duplicates().sort_values("sample")
+    normal = (meta["sample_type"] == "Normal").to_numpy()
+    tumour_type = {"Breast": "Breast Carcinoma", "Brain": "Glioblastoma"}[cells["tissue"].iloc[0]]
+    metadata = pd.DataFrame({"sample": meta["sample"], "patient": meta["patient"],
+                             "technology": "", "sample_primary_met": np.where(normal, "normal", "primary"),
+                             "source": np.where(normal, "Normal", "Tumor"),
+                             "cancer_type": np.where(normal, "Normal", tumour_type)})
+    if folder == STUDY_ROOT_MEMBER:
+        metadata["technology"] = "10x"
+        files = {f"{folder}/Exp_data_UMIcounts.mtx": _mtx_bytes(counts), f"{folder}/Cells.csv": _tsv(cells_csv, sep=","),
+                 f"{folder}/Genes.txt": genes_txt, f"{folder}/Meta-data.csv": _tsv(metadata, sep=",")}
+        return {f"{folder}.tar.gz": files}, counts
+    if folder == STUDY_NESTED_QUOTED:
+        quoted = "".join(f'"{g}"\n' for g in symbols).encode()
+        sub = f"{folder}/{NESTED_FOLDER}"
+        files = {f"{sub}/Exp_data_UMIcounts.mtx": _mtx_bytes(counts), f"{sub}/Cells.csv": _tsv(cells_csv, sep=","),
+                 f"{sub}/Genes.txt": quoted}
+        return {f"{folder}.tar.gz": files}, counts
+    assert folder == STUDY_MULTI_TECHNOLOGY
+    samples = sorted(cells["sample"].unique())
+    tech = np.where(cells["sample"].isin(samples[:SC_SMARTSEQ2_SAMPLES]), TECHNOLOGIES[0], TECHNOLOGIES[1])
+    # SmartSeq2 misses the first few background genes of the file (deterministic, no random draw)
+    absent = [k for k in range(len(symbols)) if role[k] == "background"][:SC_SMARTSEQ2_MISSING]
+    counts = counts.copy()
+    counts[np.ix_(tech == TECHNOLOGIES[0], absent)] = 0
+    ss2, g1 = tech == TECHNOLOGIES[0], tech == TECHNOLOGIES[1]
+    ss2_genes = sorted(k for k in range(len(symbols)) if k not in set(absent))
+    ss2_genes = sorted(ss2_genes, key=lambda k: symbols[k])  # another gene order than Group1
+    cells_csv["complexity"] = (counts > 0).sum(axis=1)
+    files = {
+        f"{folder}/{TECHNOLOGIES[0]}/exp_data_TPM.mtx": _mtx_tpm_bytes(counts[ss2][:, ss2_genes]),
+        f"{folder}/{TECHNOLOGIES[0]}/Cells.csv": _tsv(cells_csv[ss2], sep=","),
+        f"{folder}/{TECHNOLOGIES[0]}/genes.txt": ("\n".join(symbols[k] for k in ss2_genes) + "\n").encode(),
+        f"{folder}/{TECHNOLOGIES[1]}/Exp_data_UMIcounts_10X.mtx": _mtx_bytes(counts[g1]),
+        f"{folder}/{TECHNOLOGIES[1]}/Cells_10X.txt": _cells_space_separated(cells_csv[g1]),
+        f"{folder}/{TECHNOLOGIES[1]}/Genes_10X.txt": genes_txt,
+    }
+    metadata["technology"] = np.where(metadata["sample"].isin(samples[:SC_SMARTSEQ2_SAMPLES]), "SmartSeq2", "10x")
+    study = folder[len("Data_"):]
+    meta_files = {f"Meta-data_{study}.csv": _tsv(metadata, sep=",")}
+    return {f"{folder}.tar.gz": files, f"Meta-data_{study}.tar.gz": meta_files}, counts
+
+
 def _hallmark_csv(sets: dict[str, list[str]]) -> bytes:
     n = max(len(v) for v in sets.values())
     df = pd.DataFrame({h: sets[h] + [""] * (n - len(sets[h])) for h in HALLMARKS})
@@ -1026,9 +1122,17 @@ def _write_scrna(out: Path, rng, genes, sig) -> tuple[pd.DataFrame, np.ndarray]:
     _write(out / "scrna" / "hallmark_gene_sets.csv", _hallmark_csv(sets))
     universe = _sc_universe(rng, genes)
     all_cells = []
+    sym_role = dict(zip(genes["symbol"], genes["role"]))
     for study in STUDIES:
         cells, counts, symbols = _simulate_study(rng, study, genes, universe, sig, sets_idx)
         folder = study[0]
+        cells["tissue"] = study[1]
+        archives, counts = _study_files(folder, cells, counts, symbols,
+                                        np.array([sym_role[g] for g in symbols]))
+        cells["technology"] = "all"
+        if folder == STUDY_MULTI_TECHNOLOGY:
+            first = sorted(cells["sample"].unique())[:SC_SMARTSEQ2_SAMPLES]
+            cells["technology"] = np.where(cells["sample"].isin(first), TECHNOLOGIES[0], TECHNOLOGIES[1])
         n_genes = (counts > 0).sum(axis=1)
         mt = np.char.startswith(np.array(symbols), "MT-")
         mt_frac = counts[:, mt].sum(axis=1) / np.maximum(counts.sum(axis=1), 1)
@@ -1043,25 +1147,11 @@ def _write_scrna(out: Path, rng, genes, sig) -> tuple[pd.DataFrame, np.ndarray]:
             bad = cells.loc[reason != cells["planted_qc_fail"].to_numpy(), ["cell_name", "planted_qc_fail"]]
             raise AssertionError(f"{folder}: QC outcome differs from the planted failures:\n{bad.head()}")
         cells["qc_fail_reason"] = reason
-        cells_csv = pd.DataFrame(
-            {
-                "cell_name": cells["cell_name"],
-                "sample": cells["sample"],
-                "cell_type": cells["cell_type"],
-                "complexity": n_genes,
-            }
-        )
-        smp = cells[["sample", "patient", "sample_type"]].drop_duplicates().sort_values("sample")
-        files = {
-            "Exp_data_UMIcounts.mtx": _mtx_bytes(counts),
-            "Cells.csv": _tsv(cells_csv, sep=","),
-            "Genes.txt": ("\n".join(symbols) + "\n").encode(),
-            "Samples.csv": _tsv(smp, sep=","),
-        }
-        _write(out / "scrna" / f"{folder}.tar.gz", _tar_gz(folder, files))
+        for name, files in archives.items():
+            _write(out / "scrna" / name, _tar_gz(files, root_member=folder == STUDY_ROOT_MEMBER and name == f"{folder}.tar.gz"))
         all_cells.append(cells)
     allc = pd.concat(all_cells, ignore_index=True)
-    cols = ["study", "cell_name", "sample", "sample_type", "cell_type", "malignant",
+    cols = ["study", "cell_name", "sample", "technology", "sample_type", "cell_type", "malignant",
             "n_genes", "mt_fraction", "qc_fail_reason", *HALLMARKS]  # fmt: skip
     return allc[cols], universe
 
@@ -1207,7 +1297,8 @@ symbols are real so that the `MT-*` QC rule applies.
 | `bulk/gencode.v36.annotation.gtf.gene.probemap` | `id gene chrom chromStart chromEnd strand` for every TCGA row id, in genome order (PAR_Y twins on chrY, MT genes on chrM) |
 | `bulk/MET500_M.mx.log2.txt.gz` | genes × libraries, `sample` + library ids `<patient>-<poly or capt>-SI_<n>-<flowcell>` (e.g. `MO_1437-poly-SI_9666-C5N0MANXX`), log2(FPKM+0.001) (FPKM 0 → -9.9658), gencode v23 versions (every shared gene has a different version than in v36), rows and columns in random order; 50 ids absent from v36 (2 are `ENSGR…` PAR_Y twins of v36 genes, all FPKM 0), 100 v36 genes absent |
 | `bulk/MET500_M.meta.plus.txt` | the real columns: `Sample_id` (library), `sample_type` (`tumor`), `sample_source` (the patient), `dataset`, `tissue` (primary site; empty for some), `cohort` (the label), `run.id` (= the library id), `idx` (row number), `test` (`polyA` / `capture`), `tc` (tumour content), `biopsy_tissue`; the values of `dataset`, `idx` and `test` are simulated guesses |
-| `scrna/Data_<Author><Year>_<Tissue>.tar.gz` (3) | one 3CA folder: `Exp_data_UMIcounts.mtx` (genes × cells, coordinate integer), `Cells.csv`, `Genes.txt`, `Samples.csv` |
+| `scrna/Data_<Author><Year>_<Tissue>.tar.gz` (3) | one 3CA study each, with the real quirks (docs/REAL_FORMATS.md): `Data_Demo2020_Breast/` flat, `Exp_data_UMIcounts.mtx` (genes × cells, coordinate integer), `Cells.csv`, `Genes.txt`, `Meta-data.csv` (normal sample marked `source` = `cancer_type` = `Normal`, no `sample_type` column), the tar carrying a `/` root member; `Data_Demo2021_Brain/` one sub-folder per technology, `SmartSeq2/{{exp_data_TPM.mtx, Cells.csv, genes.txt}}` (samples BN21_P1–P2, counts per million, {SC_SMARTSEQ2_MISSING} background genes absent, genes sorted) and `Group1/{{Exp_data_UMIcounts_10X.mtx, Cells_10X.txt (space-separated, quoted), Genes_10X.txt}}` (P3–P5); `Data_Demo2022_Breast/Breast/` nested one folder down, every symbol of `Genes.txt` in double quotes, no sample metadata |
+| `scrna/Meta-data_Demo2021_Brain.tar.gz` | the Brain study's separate metadata archive: `Meta-data_Demo2021_Brain.csv` (`sample`, `patient`, `technology`, `sample_primary_met`, `source`, `cancer_type`) |
 | `scrna/hallmark_gene_sets.csv` | OncoMark format: one column per hallmark (IA … AIM), padded with empty cells |
 
 Note: `log2(0.001)` written with 4 decimals is -9.9658, slightly below the exact value, so the
@@ -1286,9 +1377,12 @@ numbers independently from the files.
 
 ## Single cells (`cells.tsv`)
 
-Three 3CA studies: Data_Demo2020_Breast (training; one `Normal` sample, P1N), Data_Demo2021_Brain
-(training; lacks 2 hallmark genes; genes in random order), Data_Demo2022_Breast (held-out
-validation; one symbol appears twice in `Genes.txt`). Cells per study:
+Three 3CA studies: Data_Demo2020_Breast (training; one `Normal` sample, P1N, marked in its
+`Meta-data.csv` the real way), Data_Demo2021_Brain (training; two technologies, `technology` column
+here; lacks 2 hallmark genes; genes in random order), Data_Demo2022_Breast (held-out validation; one
+symbol appears twice in `Genes.txt`, every symbol quoted; no metadata, so the QC summary says
+`no metadata`). `n_genes` and `mt_fraction` are measured on the counts as the files hold them
+(the genes SmartSeq2 lacks count 0). Cells per study:
 
 | study | cells |
 |---|---|

@@ -6,9 +6,11 @@ stream when the name ends in ``.gz``/``.tgz``, and only then renames the file in
 ``os.replace``. Whatever fails, nothing is left under the final name (an older file there is kept
 untouched) and no temporary file stays behind.
 
-``safe_extract`` unpacks tar (plain, gzip, bzip2, xz) and zip archives (SPEC §3.1). Every member is
+``safe_extract`` unpacks tar (plain, gzip, bzip2, xz) and zip archives (SPEC §3.1), recognised by
+their content (magic bytes), not by the name: 3CA serves zip files named ``.tar.gz``. Every member is
 checked before anything is written: absolute names, ``..`` escapes, links and special files are
-rejected. Members are written by this module (never by ``tarfile.extractall``) into a temporary
+rejected; a member naming the archive root itself (``/``, ``./``, as folder-download zips carry) is
+skipped. Members are written by this module (never by ``tarfile.extractall``) into a temporary
 folder next to the target, which is moved into place only when the whole archive went through.
 
 Only the standard library is used (urllib, no ``requests``).
@@ -39,7 +41,7 @@ from pathlib import Path, PurePosixPath
 from oncoshot import __version__
 from oncoshot.errors import DownloadError
 
-__all__ = ["sha256_file", "fetch", "safe_extract", "is_archive", "ARCHIVE_SUFFIXES"]
+__all__ = ["sha256_file", "fetch", "safe_extract", "is_archive", "archive_kind", "ARCHIVE_SUFFIXES"]
 
 LOG = logging.getLogger("oncoshot.download")
 
@@ -389,10 +391,16 @@ def fetch(
             )
         url_path = urllib.parse.urlsplit(location).path if kind == "http" else location
         if _is_gzip_name(dest.name, url_path):
-            try:
-                _check_gzip(tmp)
-            except _Fatal as exc:
-                raise DownloadError(f"{shown}: {exc}: {dest.name}") from exc
+            if _content_kind(tmp) == "zip":
+                # 3CA serves some older studies as zip files under a .tar.gz name: the archive is
+                # recognised by its content when it is extracted (safe_extract), so keep it
+                log.warning("%s: named %s but the content is a zip archive (kept; archives are "
+                            "extracted by content)", shown, dest.name)
+            else:
+                try:
+                    _check_gzip(tmp)
+                except _Fatal as exc:
+                    raise DownloadError(f"{shown}: {exc}: {dest.name}") from exc
         try:
             os.replace(tmp, dest)
         except OSError as exc:
@@ -414,7 +422,8 @@ def fetch(
 # archives
 
 
-def _archive_kind(path: str | os.PathLike) -> str | None:
+def _suffix_kind(path: str | os.PathLike) -> str | None:
+    """The archive kind the file name promises ('tar' or 'zip'), or None."""
     name = os.fspath(path).lower()
     for suffix, kind in ARCHIVE_SUFFIXES.items():
         if name.endswith(suffix):
@@ -422,13 +431,67 @@ def _archive_kind(path: str | os.PathLike) -> str | None:
     return None
 
 
+# magic bytes at the start of a file -> (kind of container, compression)
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"PK\x03\x04", "zip"),
+    (b"PK\x05\x06", "zip"),  # an empty zip (end-of-central-directory record only)
+)
+
+
+def _content_kind(path: str | os.PathLike) -> str | None:
+    """What the file's first bytes say: 'zip', 'gzip', 'bzip2', 'xz', 'tar' (ustar magic at
+    offset 257) or None (unknown; old v7 tars have no magic)."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return "tar"
+    return None
+
+
+def _archive_kind(path: str | os.PathLike) -> str | None:
+    """'tar' or 'zip', decided by the content (magic bytes), not by the name: 3CA serves zip files
+    named ``.tar.gz`` and gzip-compressed tars named ``.zip``. A compressed stream (gzip, bzip2,
+    xz) counts as a tar when tarfile can read a first member; a file without a known magic is a tar
+    when tarfile accepts it (v7 tars). None when it is neither. A kind that contradicts the name is
+    logged (warning) and the content wins."""
+    content = _content_kind(path)
+    if content == "zip":
+        kind = "zip" if zipfile.is_zipfile(path) else None
+    else:
+        try:
+            kind = "tar" if tarfile.is_tarfile(path) else None
+        except (OSError, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError):
+            kind = None
+        if kind is None and content in ("gzip", "bzip2", "xz"):
+            # a compressed stream that is not (or no longer) a readable tar: let the extraction
+            # report the exact problem (truncated, corrupt) when the name says it is a tar
+            kind = "tar" if _suffix_kind(path) == "tar" else None
+    named = _suffix_kind(path)
+    if kind is not None and named is not None and named != kind:
+        LOG.warning("%s: named like a %s archive but the content is a %s archive; extracting it as %s",
+                    path, named, kind, kind)
+    return kind
+
+
+def archive_kind(path: str | os.PathLike) -> str | None:
+    """'tar' or 'zip' when the file's *content* is a supported archive, else None."""
+    return _archive_kind(path)
+
+
 def is_archive(path: str | os.PathLike) -> bool:
     """True when the file name ends in a supported archive suffix.
 
     Supported: .tar, .tar.gz/.tgz, .tar.bz2/.tbz2/.tbz, .tar.xz/.txz and .zip. Decided by the name
-    only (the file need not exist), so ``data.tsv.gz`` is not an archive.
+    only (the file need not exist), so ``data.tsv.gz`` is not an archive. (:func:`safe_extract`
+    decides by the content.)
     """
-    return _archive_kind(path) is not None
+    return _suffix_kind(path) is not None
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -442,6 +505,10 @@ def _safe_relpath(archive: Path, name: str) -> PurePosixPath | None:
     if "\x00" in name:
         raise DownloadError(f"{archive}: member {name!r} has a NUL byte in its name")
     norm = name.replace("\\", "/")
+    if all(p in ("", ".") for p in norm.split("/")):
+        # '/', './', '.', '//': the archive root itself (folder-download zips carry a '/' member,
+        # libarchive issue #982); harmless, the caller skips it (a file of that name is an error)
+        return None
     if norm.startswith("/") or _DRIVE.match(norm):
         raise DownloadError(f"{archive}: member {name!r} has an absolute path")
     parts = [p for p in PurePosixPath(norm).parts if p not in ("", ".")]
@@ -565,7 +632,9 @@ def _merge_into(src_root: Path, dest_root: Path, archive: Path) -> None:
 def safe_extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[Path]:
     """Extract a tar (plain/gz/bz2/xz) or zip archive into ``dest_dir``; return the files written.
 
-    Every member is checked before anything is written. Absolute names, ``..`` escapes, symbolic
+    The kind of archive is decided by the content (a zip named ``.tar.gz`` is extracted as a zip,
+    with a warning). A directory member naming the root itself (``/``, ``./``) is skipped. Every
+    member is checked before anything is written. Absolute names, ``..`` escapes, symbolic
     and hard links, devices and FIFOs raise DownloadError naming the archive and the member. The
     archive is unpacked into a temporary folder next to ``dest_dir`` and moved into place only when
     it went through completely (renamed when ``dest_dir`` is absent or empty, merged file by file
@@ -576,17 +645,13 @@ def safe_extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> lis
     dest_dir = Path(dest_dir)
     if not archive.is_file():
         raise DownloadError(f"{archive}: archive not found")
-    kind = _archive_kind(archive)
+    try:
+        kind = _archive_kind(archive)
+    except OSError as exc:
+        raise DownloadError(f"{archive}: cannot read: {exc}") from exc
     if kind is None:
-        if zipfile.is_zipfile(archive):
-            kind = "zip"
-        else:
-            try:
-                kind = "tar" if tarfile.is_tarfile(archive) else None
-            except (OSError, tarfile.TarError, EOFError):
-                kind = None
-    if kind is None:
-        raise DownloadError(f"{archive}: not a supported archive (tar, tar.gz, tar.bz2, tar.xz, zip)")
+        raise DownloadError(f"{archive}: not a supported archive (tar, tar.gz, tar.bz2, tar.xz, zip; "
+                            f"decided by the content, which is {_content_kind(archive) or 'none of these'})")
     if dest_dir.exists() and not dest_dir.is_dir():
         raise DownloadError(f"{archive}: extraction target {dest_dir} exists and is not a folder")
 

@@ -12,7 +12,7 @@ Two tumour single-cell sets ship with well-known packages (see ``../shared/real/
   every other label (``Microglia/Macrophage``, ``Oligodendrocytes (non-malignant)``) is a
   non-malignant cell type — :func:`read_infercnv`.
 
-Both readers return the AnnData layout of :func:`oncoshot.singlecell.read_study` (cells × genes CSR
+Both readers return the AnnData layout of :func:`oncoshot.sources.threeca.read_study` (cells × genes CSR
 float32; ``obs`` indexed by cell name with ``sample``, ``cell_type``, ``study``, ``tissue`` and the
 source's own label column; ``var`` indexed by symbol, duplicated symbols summed with a warning;
 ``uns``: ``unit``, ``study``, ``tissue``, ``source``, ``n_duplicated_genes``), so the rest of the
@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from . import bulk
 from .tables import check_file
 from .errors import InputError
-from .singlecell import _sum_duplicated_genes, select_cell_types
+from .singlecell import select_cell_types, sum_duplicated_genes
 
 __all__ = [
     "MALIGNANT",
@@ -77,7 +77,7 @@ def _expression(path: Path, header_has_id_column: bool) -> tuple[sp.csr_matrix, 
                              f"{problem} ({int(bad.sum())} such cell(s))")
     X = sp.csr_matrix(values.T.astype(np.float32))
     X.eliminate_zeros()
-    X, genes, n_dup = _sum_duplicated_genes(X, [str(g) for g in df.index], path)
+    X, genes, n_dup = sum_duplicated_genes(X, [str(g) for g in df.index], path)
     return X, genes, [str(c) for c in df.columns], n_dup
 
 
