@@ -166,13 +166,14 @@ def real_tcga(real_dir):
     ids sharing a symbol stay separate columns: OncoMark keeps the first)."""
     from oncoshot import bulk
     from oncoshot.published import ensembl_symbol_map
+    from oncoshot.sources.tcga import harmonise_tcga
 
     import warnings
 
     d = real_dir / "tcga_rnasum"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bulk.BulkWarning)
-        adata = bulk.harmonise_tcga({t: d / f"TCGA_{t}_Counts.exp.gz" for t in REAL_TYPES}, ensembl_symbol_map(),
+        adata = harmonise_tcga({t: d / f"TCGA_{t}_Counts.exp.gz" for t in REAL_TYPES}, ensembl_symbol_map(),
                                     unit="counts", on_gene_mismatch="intersect")
     return adata
 

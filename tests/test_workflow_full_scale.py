@@ -62,8 +62,9 @@ def test_full_config_plans_the_whole_real_run(full_plan):
     n_runs = len(runs)
     assert planned_jobs(out) == {
         # 33 expression matrices + 33 clinical tables + probe map, MET500 matrix + metadata, one
-        # archive per study and its Meta-data archive, the hallmark gene sets
-        "download": 33 * 2 + 1 + 2 + len(studies) + n_meta + 1,
+        # archive per study and its Meta-data archive, the hallmark gene sets, the published
+        # OncoMark wheel (hallmarks.scorer: both)
+        "download": 33 * 2 + 1 + 2 + len(studies) + n_meta + 1 + 1,
         "harmonise_tcga": 1, "harmonise_met500": 1, "filter_genes": 1, "merge_labels": 2, "split_types": 1,
         "pretrain_cnn": 5, "train_siamese": 5, "evaluate_cnn_transfer": 1, "evaluate_oneshot": n_runs,
         "summarise_oneshot": 1, "marker_scores": 2, "forward_selection": 2, "marker_figures": 2,
@@ -71,7 +72,8 @@ def test_full_config_plans_the_whole_real_run(full_plan):
         "extract_study": len(studies), "read_study": len(studies), "qc_cells": len(studies),
         "score_hallmarks": len(studies), "otsu_labels": 1, "synthetic_bulk": len(studies),
         "combine_synthetic_bulk": 1, "train_hallmark_model": 1, "cv_hallmark_model": 1,
-        "validate_hallmark_model": 1, "bulk_hallmark_activity": 1, "all": 1,
+        "validate_hallmark_model": 1, "bulk_hallmark_activity": 1, "oncomark_published_model": 1,
+        "hallmark_agreement": 1, "all": 1,
     }
     # OncoMark's study set: its 55 training studies and its external validation studies (Dong2020
     # is in both of OncoMark's lists and is kept as training), each with its Meta-data archive;

@@ -113,7 +113,8 @@ def test_hallmark_model_recovers_planted_activity(sc_run):
     activity = pd.read_csv(hm / "bulk_activity.tsv", sep="\t", index_col=0)
     truth = pd.read_csv(TRUTH / "bulk_samples.tsv", sep="\t").set_index("sample_id")
     n_tcga = int((truth["cohort"].eq("TCGA") & truth["kept"]).sum())
-    n_met = int((truth["cohort"].eq("MET500") & ~truth["cancer_type"].isin(["MISC", "SCER"])).sum())
+    # MET500: one library per patient (met500.libraries: one_per_patient), MISC/SCER dropped
+    n_met = int((truth["cohort"].eq("MET500") & truth["library_kept"] & ~truth["cancer_type"].isin(["MISC", "SCER"])).sum())
     assert len(activity) == n_tcga + n_met
     assert activity[HALLMARKS].apply(lambda c: c.between(0, 1).all()).all()
     from scipy.stats import spearmanr
