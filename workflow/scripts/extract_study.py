@@ -13,6 +13,7 @@ from pathlib import Path
 
 from oncoshot.download import archive_kind, safe_extract
 from oncoshot.errors import DownloadError
+from oncoshot.io import give_default_mode
 from oncoshot.runtime import run
 
 METADATA_FOLDER = "metadata_archive"
@@ -44,6 +45,7 @@ def main(sm, log):
             log.info("  %s (%d bytes)", Path(f).relative_to(staging), Path(f).stat().st_size)
         if out.exists():
             shutil.rmtree(out)
+        give_default_mode(staging, directory=True)  # mkdtemp made it private
         staging.replace(out)
     except OSError as exc:
         raise DownloadError(f"{out}: cannot assemble the study folder: {exc}") from exc

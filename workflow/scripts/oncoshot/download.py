@@ -40,6 +40,7 @@ from pathlib import Path, PurePosixPath
 
 from oncoshot import __version__
 from oncoshot.errors import DownloadError
+from oncoshot.io import give_default_mode
 
 __all__ = ["sha256_file", "fetch", "safe_extract", "is_archive", "archive_kind", "ARCHIVE_SUFFIXES"]
 
@@ -402,6 +403,7 @@ def fetch(
                 except _Fatal as exc:
                     raise DownloadError(f"{shown}: {exc}: {dest.name}") from exc
         try:
+            give_default_mode(tmp, directory=False)
             os.replace(tmp, dest)
         except OSError as exc:
             raise DownloadError(f"{shown}: cannot move the download into place at {dest}: {exc}") from exc
@@ -692,6 +694,7 @@ def safe_extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> lis
             raise DownloadError(f"{archive}: cannot extract: {type(exc).__name__}: {exc}") from exc
 
         try:
+            give_default_mode(staging, directory=True)  # mkdtemp made it private
             if not dest_dir.exists():
                 os.replace(staging, dest_dir)
             elif not any(dest_dir.iterdir()):

@@ -13,6 +13,24 @@ import pandas as pd
 from .errors import InputError
 
 
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def give_default_mode(path: str | os.PathLike, directory: bool | None = None) -> None:
+    """Give ``path`` the mode a plain ``open()`` / ``mkdir()`` would under the user's umask
+    (``0o666`` / ``0o777`` less the umask). Temporary files and folders (``mkstemp``,
+    ``mkdtemp``) are private (0600 / 0700), so a file written through one and renamed into place
+    would otherwise be unreadable by colleagues on a shared results folder."""
+    path = Path(path)
+    if directory is None:
+        directory = path.is_dir()
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
@@ -23,6 +41,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        give_default_mode(tmp_path, directory=False)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
