@@ -326,16 +326,22 @@ def test_r_row_names_in_cells_txt(tmp_path):
 # archives as 3CA serves them, through safe_extract
 
 
-def test_tar_gz_with_root_member_reads(tmp_path):
-    src = kim_study(tmp_path / "src")
-    arc = tmp_path / "Data_Kim2020_Lung.tar.gz"
+def tar_with_root(src, arc, top):
+    """``arc``: a tar.gz of the files under ``src`` in folder ``top/``, led by a ``/`` root member
+    (as folder downloads carry)."""
     with tarfile.open(arc, "w:gz") as tf:
         root = tarfile.TarInfo("/")
         root.type = tarfile.DIRTYPE
         tf.addfile(root)
         for p in sorted(src.rglob("*")):
             if p.is_file():
-                tf.add(p, arcname=f"Data_Kim2020_Lung/{p.relative_to(src).as_posix()}")
+                tf.add(p, arcname=f"{top}/{p.relative_to(src).as_posix()}")
+
+
+def test_tar_gz_with_root_member_reads(tmp_path):
+    src = kim_study(tmp_path / "src")
+    arc = tmp_path / "Data_Kim2020_Lung.tar.gz"
+    tar_with_root(src, arc, "Data_Kim2020_Lung")
     out = tmp_path / "raw" / "Data_Kim2020_Lung"
     safe_extract(arc, out)
     a = read_study(out, study="Data_Kim2020_Lung")

@@ -7,14 +7,13 @@ naming the file and the problem, and leaves no output."""
 from __future__ import annotations
 
 import hashlib
-import tarfile
 import zipfile
 
 import pandas as pd
 import pytest
 import yaml
 
-from test_threeca import KIM_CELLS, KIM_META, KIM_NORMAL, gao_study, kim_study
+from test_threeca import KIM_CELLS, KIM_META, KIM_NORMAL, gao_study, kim_study, tar_with_root
 from workflow_utils import make_workdir, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -24,16 +23,6 @@ ZIPPED = "Data_Gao2021_Breast"
 BAD = "Data_Bad2020_Lung"
 
 
-def _tar_with_root(src, arc, top):
-    with tarfile.open(arc, "w:gz") as tf:
-        root = tarfile.TarInfo("/")
-        root.type = tarfile.DIRTYPE
-        tf.addfile(root)
-        for p in sorted(src.rglob("*")):
-            if p.is_file():
-                tf.add(p, arcname=f"{top}/{p.relative_to(src).as_posix()}")
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("threeca_wf")
@@ -41,7 +30,7 @@ def run(tmp_path_factory):
     data = tmp / "3ca data"
     data.mkdir()
     good = kim_study(tmp / "src", name=GOOD, meta=False)
-    _tar_with_root(good, data / f"{GOOD}.tar.gz", GOOD)
+    tar_with_root(good, data / f"{GOOD}.tar.gz", GOOD)
     (data / "Meta-data_Kürten2021_Head and Neck.csv").write_text(KIM_META)
     gao = gao_study(tmp / "src")
     with zipfile.ZipFile(data / f"{ZIPPED}.tar.gz", "w") as zf:  # a zip served under a .tar.gz name
@@ -50,7 +39,7 @@ def run(tmp_path_factory):
                 zf.write(p, arcname=p.relative_to(gao).as_posix())
     bad = kim_study(tmp / "src", name=BAD, meta=False)
     (bad / "Exp_data_TPM.mtx").write_bytes((bad / "Exp_data_UMIcounts.mtx").read_bytes())
-    _tar_with_root(bad, data / f"{BAD}.tar.gz", BAD)
+    tar_with_root(bad, data / f"{BAD}.tar.gz", BAD)
     meta_url = str(data / "Meta-data_Kürten2021_Head and Neck.csv")
     extra = {
         "singlecell": {
