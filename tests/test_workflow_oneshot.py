@@ -36,9 +36,9 @@ def test_results_table_is_complete_and_consistent(run_dir):
     res = pd.read_csv(run_dir / "results/evaluation/oneshot_results.tsv", sep="\t")
     runs = {"tcga9", "tcga14", "tcga19", "tcga19_scratch", "met500", "tcga19_on_met500"}
     assert set(res["experiment"]) == runs
-    assert set(res["method"]) == {"siamese", "nn_euclidean", "nn_pearson", "cnn_cosine"}
+    assert set(res["method"]) == {"siamese", "nn_euclidean", "nn_pearson", "cnn_cosine", "whitened_cosine"}
     assert set(res["n_way"]) == {6, 8, 10}
-    assert len(res) == len(runs) * 4 * 3
+    assert len(res) == len(runs) * 5 * 3
     assert (res["tasks"] == 300).all()
     assert ((res["ci_low"] <= res["accuracy"]) & (res["accuracy"] <= res["ci_high"])).all()
     # the same seed gives the same tasks for every model tested on the same samples:

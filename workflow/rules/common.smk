@@ -205,12 +205,19 @@ def siamese_inputs(wildcards):
     return inputs
 
 
+def metric_model(experiment):
+    return f"{RESULTS}/models/{experiment}/whitened_cosine.pt"
+
+
 def evaluation_inputs(wildcards):
     run = EVAL_RUNS[wildcards.run]
-    return dict(
+    inputs = dict(
         siamese=siamese_model(run["model"], run["init"]),
         cnn=f"{RESULTS}/models/{run['model']}/cnn.pt",
     )
+    if config["metric"]["enabled"]:
+        inputs["metric"] = metric_model(run["model"])
+    return inputs
 
 
 def siamese_histories():
@@ -298,7 +305,7 @@ _check_predict_jobs()
 def predict_inputs(wildcards):
     job = PREDICT_JOBS[wildcards.job]
     inputs = dict(
-        siamese=siamese_model(job["model"], job["init"]),
+        siamese=siamese_model(job["model"], job["init"]) if job["method"] == "siamese" else metric_model(job["model"]),
         probemap=downloaded("tcga/probemap.tsv"),
         support=job["support"]["path"],
         support_labels=job["support_labels"],

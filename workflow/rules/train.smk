@@ -70,3 +70,28 @@ rule train_siamese:
         "../../envs/oncoshot.yaml"
     script:
         "../scripts/train_siamese.py"
+
+
+rule fit_metric:
+    input:
+        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
+        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
+        samples=f"{RESULTS}/bulk/splits/samples.tsv",
+    output:
+        model=f"{RESULTS}/models/{{experiment}}/whitened_cosine.pt",
+        summary=f"{RESULTS}/models/{{experiment}}/whitened_cosine.tsv",
+    params:
+        n_components=config["metric"]["n_components"],
+        shrinkage=config["metric"]["shrinkage"],
+        seed=config["seed"],
+    wildcard_constraints:
+        experiment="|".join(SIAMESE_EXPERIMENTS),
+    threads: 2
+    log:
+        f"{LOGS}/models/{{experiment}}/fit_metric.log",
+    benchmark:
+        f"{BENCH}/models/{{experiment}}/fit_metric.tsv"
+    conda:
+        "../../envs/oncoshot.yaml"
+    script:
+        "../scripts/fit_metric.py"

@@ -4,7 +4,7 @@ same tasks (SPEC §2.3): every test sample embedded once, pairs scored in batche
 import pandas as pd
 import torch
 
-from oncoshot.experiments import load_cohorts, load_model, load_siamese, select_samples
+from oncoshot.experiments import load_cohorts, load_model, load_scorer, load_siamese, select_samples
 from oncoshot.io import write_tsv
 from oncoshot.models import CNNTower, tower_state_from
 from oncoshot.oneshot import (accuracy_with_wilson, correct, embed_samples, make_tasks, nn_cosine,
@@ -32,6 +32,11 @@ def main(sm, log):
     with torch.no_grad():
         cnn_emb = torch.cat([tower(torch.as_tensor(X[i:i + 1024], device=device)) for i in range(0, len(X), 1024)])
 
+    metric = metric_emb = None
+    if sm.input.get("metric"):  # metric.enabled: the whitened-cosine metric of the model experiment
+        metric, _, _ = load_scorer(sm.input.metric, device, genes=genes)
+        metric_emb = embed_samples(metric, X)
+
     n_types = len(set(y))
     log.info("%s: %d test samples of %d patients in %d types", sm.wildcards.run, len(y), len(set(patients)), n_types)
     rows = []
@@ -46,6 +51,8 @@ def main(sm, log):
             "nn_pearson": lambda: nn_pearson(X, tasks, device=device),
             "cnn_cosine": lambda: nn_cosine(cnn_emb, tasks, device=device),
         }
+        if metric is not None:
+            methods["whitened_cosine"] = lambda: score_tasks_from_embeddings(metric, metric_emb, tasks, batch=p.batch)
         for method, score in methods.items():
             ok = correct(score(), tasks)
             acc, low, high = accuracy_with_wilson(ok)

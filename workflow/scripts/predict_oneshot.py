@@ -9,7 +9,8 @@ from oncoshot.sources.tcga import read_probemap
 from oncoshot.hallmark_model import load_hallmark_model
 from oncoshot.io import write_tsv
 from oncoshot.plots import save_figure
-from oncoshot.predict import ExpressionSpec, load_siamese, predict_job, probability_heatmap
+from oncoshot.experiments import load_scorer
+from oncoshot.predict import ExpressionSpec, predict_job, probability_heatmap
 from oncoshot.runtime import run
 from oncoshot.sources.oncomark import load_published_model
 from oncoshot.training import pick_device
@@ -19,9 +20,9 @@ def main(sm, log):
     torch.set_num_threads(sm.threads)
     p = sm.params
     device = pick_device()
-    model, genes, meta = load_siamese(sm.input.siamese, device)
-    log.info("Siamese model %s (%s, %s): %d genes, device %s", sm.input.siamese, meta.get("experiment"),
-             meta.get("init"), len(genes), device)
+    model, genes, meta = load_scorer(sm.input.siamese, device)  # a Siamese net or a whitened-cosine metric
+    log.info("%s model %s (%s, %s): %d genes, device %s", meta.get("kind"), sm.input.siamese,
+             meta.get("experiment"), meta.get("init", meta.get("method")), len(genes), device)
     hallmark = None
     if sm.input.get("hallmark_model"):
         hallmark_model, preprocessor, _ = load_hallmark_model(sm.input.hallmark_model, device)

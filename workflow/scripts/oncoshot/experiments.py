@@ -134,6 +134,30 @@ def load_siamese(path: str | os.PathLike, device=None, genes: Sequence[str] | No
     return model, list(obj["genes"]), obj
 
 
+def load_scorer(path: str | os.PathLike, device=None, genes: Sequence[str] | None = None):
+    """A pair scorer from a model file: a Siamese net (kind ``siamese``, :func:`load_siamese`) or a
+    whitened-cosine metric (kind ``metric``, :mod:`oncoshot.metric`). Both have the same scoring
+    interface (``embed``, ``head_logits``, ``head_from_embeddings``); returns ``(module in eval
+    mode on device, model genes, model file dict)``."""
+    import torch
+
+    obj = load_model(path)
+    if obj.get("kind") == "siamese":
+        return load_siamese(path, device, genes)
+    if obj.get("kind") != "metric":
+        raise InputError(path, "kind", f"expected a siamese or metric model, found {obj.get('kind')!r}")
+    from .metric import load_state
+
+    if genes is not None and list(obj["genes"]) != list(genes):
+        raise InputError(path, "genes", "the model's gene list differs from the matrix's")
+    try:
+        model = load_state(obj["state_dict"], len(obj["genes"]))
+    except (RuntimeError, KeyError) as exc:
+        raise InputError(path, "state_dict", f"does not fit the metric ({exc})") from exc
+    model.to(torch.device(device) if device is not None else torch.device("cpu")).eval()
+    return model, list(obj["genes"]), obj
+
+
 SPLIT_COLUMNS = ("experiment", "sample_id", "cohort", "cancer_type", "split", "patient")
 
 

@@ -171,7 +171,9 @@ def accuracy_with_wilson(correct, z: float = 1.96) -> tuple[float, float, float]
 # Siamese scoring
 # ------------------------------------------------------------------------------------------------
 def _model_device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    for tensor in (*model.parameters(), *model.buffers()):  # a metric module has buffers only
+        return tensor.device
+    return torch.device("cpu")
 
 
 class _eval_mode:

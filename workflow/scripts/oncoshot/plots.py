@@ -19,6 +19,7 @@ METHOD_LABELS = {
     "nn_euclidean": "1-NN Euclidean",
     "nn_pearson": "1-NN Pearson",
     "cnn_cosine": "pretrained CNN, cosine 1-NN",
+    "whitened_cosine": "whitened cosine (metric of the training types)",
 }
 
 
@@ -43,7 +44,7 @@ def grouped_accuracy_bars(results: pd.DataFrame, experiments: Sequence[str], tit
     sub = results[results["experiment"].isin(experiments)]
     ns = sorted(sub["n_way"].unique())
     series = []  # (experiment, method, label)
-    for m in ("siamese", "cnn_cosine"):
+    for m in ("siamese", "whitened_cosine", "cnn_cosine"):
         for e in experiments:
             if ((sub["experiment"] == e) & (sub["method"] == m)).any():
                 series.append((e, m, f"{e}: {METHOD_LABELS[m]}"))
@@ -55,7 +56,8 @@ def grouped_accuracy_bars(results: pd.DataFrame, experiments: Sequence[str], tit
                 series.append((e, m, METHOD_LABELS[m] if shared_baselines else f"{e}: {METHOD_LABELS[m]}"))
     width = 0.84 / max(len(series), 1)
     fig, ax = plt.subplots(figsize=(min(15.0, 3.0 + 0.32 * len(ns) * max(len(series), 1)), 4.4))
-    colours = {"siamese": plt.get_cmap("Blues"), "cnn_cosine": plt.get_cmap("Greens"),
+    colours = {"siamese": plt.get_cmap("Blues"), "whitened_cosine": plt.get_cmap("Purples"),
+               "cnn_cosine": plt.get_cmap("Greens"),
                "nn_euclidean": plt.get_cmap("Greys"), "nn_pearson": plt.get_cmap("Oranges")}
     count = {m: sum(1 for s_ in series if s_[1] == m) for m in colours}
     seen = {m: 0 for m in colours}
