@@ -88,6 +88,7 @@ from oncoshot.oneshot import (  # noqa: E402
     score_tasks,
 )
 from oncoshot.training import load_checkpoint, make_siamese, pick_device, pretrain_cnn, train_siamese  # noqa: E402
+from oncoshot.metric import fit_whitened_cosine  # noqa: E402
 
 FILES = {"ACC": "ACC", "CHOL": "CHOL", "DLBC": "DLBC", "KICH": "KICH", "PAAD": "TEST", "UCS": "UCS", "UVM": "UVM"}
 N_TRAIN_TYPES = 3
@@ -142,6 +143,10 @@ def main(argv=None) -> int:
                         help="log the test accuracy every this many iterations (diagnostic trajectory)")
     parser.add_argument("--siamese-batch", type=int, default=32, help="pairs per iteration")
     parser.add_argument("--siamese-lr", type=float, default=1e-4)
+    parser.add_argument("--metric-components", type=int, default=450)
+    parser.add_argument("--metric-shrinkage", type=float, default=0.3)
+    parser.add_argument("--no-monotone", dest="monotone", action="store_false",
+                        help="skip the Siamese with the monotone head (siamese.head: monotone)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1: on a 2-core machine shared with other jobs, 2 threads were "
@@ -203,6 +208,15 @@ def main(argv=None) -> int:
                 s = fn(Xte, tasks)
                 record(f"{name}_top{k}", s, gene_note, time.perf_counter() - t)
 
+        # whitened cosine (oncoshot.metric) on all filtered genes, fitted on the training types only
+        # and calibrated on their own samples (no unseen-type sample is used)
+        t = time.perf_counter()
+        metric, msum = fit_whitened_cosine(X[tr], ytr, n_components=args.metric_components,
+                                           shrinkage=args.metric_shrinkage)
+        record("whitened_cosine", score_tasks(metric, Xte_all, tasks), f"all {X.shape[1]} filtered genes",
+               time.perf_counter() - t, f"{msum['n_components']} components, shrinkage {args.metric_shrinkage}; "
+               "fitted on the training types")
+
         # CNN pretraining on the training types, stratified hold-out for early stopping
         itr, ihold = stratified_holdout(ytr, args.holdout, seed)
         t = time.perf_counter()
@@ -229,20 +243,23 @@ def main(argv=None) -> int:
         # train_siamese's "validation" only to log the accuracy trajectory (it does not change the
         # training: validation consumes no training randomness); the returned best-on-test state is
         # NOT used — the reported model is the last one, read from the final checkpoint.
-        for method, tower_state in (("siamese_transfer", pre.state), ("siamese_scratch", None)):
+        variants = [("siamese_transfer", pre.state, "paper"), ("siamese_scratch", None, "paper")]
+        if args.monotone:
+            variants.append(("siamese_monotone_transfer", pre.state, "monotone"))
+        for method, tower_state, head in variants:
             t = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="oncoshot_ltlo_") as tmp:
                 ck_path = Path(tmp) / "siamese.pt"
                 res = train_siamese(Xtr, ytr, Xte, yte, tower_state=tower_state, iterations=args.siamese_iterations,
                                     batch_size=args.siamese_batch, lr=args.siamese_lr, val_every=args.trace_every,
                                     val_tasks=args.tasks, val_n_way=N_WAY, seed=seed, device=device,
-                                    checkpoint_path=ck_path,
+                                    checkpoint_path=ck_path, head=head,
                                     log=lambda m, method=method: say(f"  {method}: {m.split(' best')[0]}"))
                 ck = load_checkpoint(ck_path)
             t_train = time.perf_counter() - t
             if int(ck["iteration"]) != args.siamese_iterations:
                 raise RuntimeError(f"final checkpoint at iteration {ck['iteration']}")
-            model = make_siamese(k)
+            model = make_siamese(k, head=head)
             model.load_state_dict(ck["model"])  # the last weights
             model.to(device)
             t = time.perf_counter()

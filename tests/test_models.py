@@ -177,3 +177,40 @@ def test_siamese_shared_tower_and_state_helpers():
     assert set(tower_state_from(tower.state_dict())) == set(tower.state_dict())
     assert set(tower_state_from(m.state_dict())) == set(tower.state_dict())
     np.testing.assert_array_equal(ts["conv1.weight"].numpy(), clf.tower.conv1.weight.detach().numpy())
+
+
+def test_monotone_head_logit_never_rises_with_a_distance():
+    """head='monotone': raising any coordinate of the distance vector cannot raise the logit (checked
+    on random distance vectors and random coordinates, after training-like random weights)."""
+    torch.manual_seed(0)
+    m = SiameseNet(300, head="monotone").eval()
+    with torch.no_grad():
+        for p in m.head.parameters():
+            p.add_(torch.randn_like(p))
+        d = torch.rand(256, m.out_features) * 3
+        base = m.head(d).squeeze(-1)
+        for _ in range(20):
+            bump = torch.zeros_like(d)
+            cols = torch.randint(0, d.shape[1], (d.shape[0],))
+            bump[torch.arange(d.shape[0]), cols] = torch.rand(d.shape[0]) * 2
+            assert (m.head(d + bump).squeeze(-1) <= base + 1e-5).all()
+    # the paper's free head has no such constraint (it can rise), which is what inverts on unseen types
+    free = SiameseNet(300, head="paper").eval()
+    with torch.no_grad():
+        d = torch.rand(512, free.out_features)
+        rises = (free.head(d + 0.5) > free.head(d)).any()
+    assert rises
+
+
+def test_monotone_head_round_trips_through_a_model_file(tmp_path):
+    from oncoshot.experiments import load_siamese, save_model
+
+    m = SiameseNet(300, head="monotone").eval()
+    save_model(tmp_path / "m.pt", kind="siamese", state_dict=m.state_dict(), genes=[f"g{i}" for i in range(300)],
+               distance="sq", head="monotone")
+    loaded, _, meta = load_siamese(tmp_path / "m.pt")
+    x = torch.randn(4, 300)
+    assert meta["head"] == "monotone"
+    torch.testing.assert_close(loaded(x[:2], x[2:]), m(x[:2], x[2:]))
+    with pytest.raises(Exception, match="unknown head"):
+        SiameseNet(300, head="cosine")

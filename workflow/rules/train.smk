@@ -47,6 +47,7 @@ rule train_siamese:
         history=f"{RESULTS}/models/{{experiment}}/siamese_{{init}}_history.tsv",
     params:
         distance=config["siamese"]["distance"],
+        head=config["siamese"]["head"],
         iterations=config["siamese"]["iterations"],
         batch_size=config["siamese"]["batch_size"],
         lr=config["siamese"]["lr"],

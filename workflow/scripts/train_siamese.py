@@ -36,10 +36,10 @@ def main(sm, log):
         X, y, Xv, yv, tower_state=tower, distance=p.distance, iterations=p.iterations,
         batch_size=p.batch_size, lr=p.lr, val_every=p.val_every, val_tasks=p.val_tasks,
         val_n_way=val_n_way, seed=p.seed, device=device, checkpoint_path=checkpoint,
-        log=log.info, amp_bf16=p.amp_bf16, groups_val=pv,
+        log=log.info, amp_bf16=p.amp_bf16, groups_val=pv, head=p.head,
     )
     save_model(sm.output.model, kind="siamese", state_dict=result.state,
-               genes=list(cohorts["TCGA"].var_names), distance=p.distance, experiment=exp, init=init,
+               genes=list(cohorts["TCGA"].var_names), distance=p.distance, head=p.head, experiment=exp, init=init,
                best_iteration=int(result.history.attrs.get("best_iteration", -1)))
     write_tsv(result.history, sm.output.history)
     checkpoint.unlink(missing_ok=True)  # finished: the model file is the output

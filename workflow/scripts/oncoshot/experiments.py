@@ -125,7 +125,7 @@ def load_siamese(path: str | os.PathLike, device=None, genes: Sequence[str] | No
     obj = load_model(path, kind="siamese")
     if genes is not None and list(obj["genes"]) != list(genes):
         raise InputError(path, "genes", "the model's gene list differs from the matrix's")
-    model = SiameseNet(len(obj["genes"]), distance=obj.get("distance", "sq"))
+    model = SiameseNet(len(obj["genes"]), distance=obj.get("distance", "sq"), head=obj.get("head", "paper"))
     try:
         model.load_state_dict(obj["state_dict"])
     except RuntimeError as exc:

@@ -28,6 +28,7 @@ Initialisation *(our choice, following Keras defaults)*: every conv / linear lay
 
 from __future__ import annotations
 
+import math
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -147,6 +148,37 @@ def pair_distance(ea: torch.Tensor, eb: torch.Tensor, distance: str, eps: float 
     raise InputError(None, None, f"unknown distance {distance!r}; choose one of {DISTANCES}")
 
 
+HEADS = ("paper", "monotone")
+
+
+class MonotoneHead(nn.Module):
+    """Head with the paper's shape (Linear(F→hidden) + ReLU → Dropout → Linear(hidden→1)) whose
+    logit can only *fall* when a distance coordinate grows: the first layer's weights are
+    ``softplus(raw) ≥ 0`` and the output weights ``-softplus(raw) ≤ 0`` (ReLU is non-decreasing).
+    It is a learned, weighted distance on the tower features; the paper's free head may instead
+    learn that larger differences mean "same type" for its few training types, which inverts on
+    unseen types (issue 12 diagnosis, README "One-shot methods")."""
+
+    def __init__(self, in_features: int, hidden: int = 512, dropout: float = 0.25):
+        super().__init__()
+        bound1 = math.sqrt(6.0 / (in_features + hidden))
+        bound2 = math.sqrt(6.0 / (hidden + 1))
+        self.raw1 = nn.Parameter(self._inverse_softplus(torch.empty(hidden, in_features).uniform_(0, bound1)))
+        self.bias1 = nn.Parameter(torch.zeros(hidden))
+        self.raw2 = nn.Parameter(self._inverse_softplus(torch.empty(1, hidden).uniform_(0, bound2)))
+        self.bias2 = nn.Parameter(torch.zeros(1))
+        self.dropout = nn.Dropout(dropout)
+
+    @staticmethod
+    def _inverse_softplus(w: torch.Tensor) -> torch.Tensor:
+        w = w.clamp_min(1e-4)
+        return w + torch.log(-torch.expm1(-w))
+
+    def forward(self, d: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(nn.functional.linear(d, nn.functional.softplus(self.raw1), self.bias1))
+        return -nn.functional.linear(self.dropout(h), nn.functional.softplus(self.raw2)) + self.bias2
+
+
 class SiameseNet(nn.Module):
     """CancerSiamese (SPEC §2.2): shared tower → element-wise distance → Linear(·→512) + ReLU →
     Dropout(0.25) → Linear(512→1) [+ sigmoid].
@@ -159,10 +191,13 @@ class SiameseNet(nn.Module):
     """
 
     def __init__(self, n_genes: int, distance: str = "sq", tower: CNNTower | None = None,
-                 hidden: int = 512, dropout: float = 0.25):
+                 hidden: int = 512, dropout: float = 0.25, head: str = "paper"):
         super().__init__()
         if distance not in DISTANCES:
             raise InputError(None, None, f"unknown distance {distance!r}; choose one of {DISTANCES}")
+        if head not in HEADS:
+            raise InputError(None, None, f"unknown head {head!r}; choose one of {HEADS}")
+        self.head_kind = head
         self.n_genes = int(n_genes)
         self.distance = distance
         if tower is None:
@@ -170,13 +205,16 @@ class SiameseNet(nn.Module):
         elif tower.n_genes != self.n_genes:
             raise InputError(None, None, f"SiameseNet: tower built for {tower.n_genes} genes, network for {self.n_genes}")
         self.tower = tower
-        self.head = nn.Sequential(
-            nn.Linear(tower.out_features, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, 1),
-        )
-        _glorot_(self.head)
+        if head == "monotone":
+            self.head = MonotoneHead(tower.out_features, hidden, dropout)
+        else:
+            self.head = nn.Sequential(
+                nn.Linear(tower.out_features, hidden),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, 1),
+            )
+            _glorot_(self.head)
 
     @property
     def out_features(self) -> int:

@@ -248,11 +248,12 @@ HISTORY_COLUMNS = ["iteration", "train_loss", "val_accuracy", "val_low", "val_hi
                    "elapsed_s"]
 
 
-def make_siamese(n_genes: int, distance: str = "sq", tower_state: dict | None = None) -> SiameseNet:
+def make_siamese(n_genes: int, distance: str = "sq", tower_state: dict | None = None,
+                 head: str = "paper") -> SiameseNet:
     """A :class:`SiameseNet`; with ``tower_state`` (a tower, ``CNNClassifier`` or ``SiameseNet``
     state dict) its tower weights are copied in (network transfer learning), else the tower keeps
     its fresh Glorot initialisation (training from scratch). The head is Xavier-initialised."""
-    model = SiameseNet(n_genes, distance=distance)
+    model = SiameseNet(n_genes, distance=distance, head=head)
     if tower_state is not None:
         model.tower.load_state_dict(tower_state_from(tower_state), strict=True)
     return model
@@ -315,7 +316,8 @@ def train_siamese(X_train, y_train, X_val=None, y_val=None, *, tower_state: dict
                   distance: str = "sq", iterations: int = 20000, batch_size: int = 128, lr: float = 5e-6,
                   val_every: int = 200, val_tasks: int = 1000, val_n_way: int = 10, seed: int = 0,
                   device=None, checkpoint_path=None, log: Callable[[str], None] | None = None,
-                  amp_bf16: bool = False, eval_batch: int = 65536, groups_val=None) -> SiameseResult:
+                  amp_bf16: bool = False, eval_batch: int = 65536, groups_val=None,
+                  head: str = "paper") -> SiameseResult:
     """Train CancerSiamese on balanced pair batches (SPEC §2.2).
 
     Each iteration draws ``batch_size`` pairs (half same-type, half different-type; see
@@ -335,6 +337,8 @@ def train_siamese(X_train, y_train, X_val=None, y_val=None, *, tower_state: dict
     exists at start, training resumes from it (its recorded settings and data fingerprints must
     match, else :class:`~oncoshot.errors.InputError`, a ``ValueError``), and a finished checkpoint returns its result at once.
     ``iterations`` may be raised on resume to train longer.
+
+    ``head``: ``paper`` (SPEC §2.2) or ``monotone`` (:class:`~oncoshot.models.MonotoneHead`).
 
     ``amp_bf16``: bf16 autocast for the training forward pass, on CUDA only (ignored on CPU);
     validation always runs in float32.
@@ -374,7 +378,7 @@ def train_siamese(X_train, y_train, X_val=None, y_val=None, *, tower_state: dict
         tasks = make_tasks(y_val, val_n_way, val_tasks, seed, groups=groups_val)
 
     config = {
-        "n_genes": int(n_genes), "distance": distance, "batch_size": int(batch_size), "lr": float(lr),
+        "n_genes": int(n_genes), "distance": distance, "head": head, "batch_size": int(batch_size), "lr": float(lr),
         "val_every": val_every, "val_tasks": int(val_tasks), "val_n_way": int(val_n_way), "seed": int(seed),
         "transfer": tower_state is not None, "amp_bf16": bool(amp_bf16),
         "train_data": _fingerprint(X_train, y_train),
@@ -385,7 +389,7 @@ def train_siamese(X_train, y_train, X_val=None, y_val=None, *, tower_state: dict
     }
 
     set_seed(seed)
-    model = make_siamese(n_genes, distance, tower_state).to(device)
+    model = make_siamese(n_genes, distance, tower_state, head).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sampler = PairSampler(Xt, y_train, seed=seed, device=device)
     if sampler.excluded_from_same:
