@@ -339,3 +339,35 @@ def test_example_files_are_reproducible(tmp_path):
     q = load_expression(ExpressionSpec(str(EXAMPLE / "queries.h5ad"), units="fpkm", gene_ids="symbol"))
     assert sup.shape[1] == 12 and q.shape[1] == 27 and sup.index.str.match(r"^ENSG\d{11}$").all()
     assert sum(p.stat().st_size for p in EXAMPLE.iterdir()) < 1_000_000
+
+
+def test_predict_job_with_the_whitened_cosine_metric(tmp_path):
+    """method: whitened_cosine — the metric module goes through the same job as a Siamese net; its
+    per-pair probability is σ(a·cos + b) of the whitened embeddings (checked independently)."""
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    from oncoshot.metric import fit_whitened_cosine
+
+    train = _matrix(30, 11)
+    labels = np.repeat(["u", "v", "w"], 10)
+    metric, summary = fit_whitened_cosine(train.T.to_numpy(np.float32), labels, n_components=12)
+    sup, _ = _job_files(tmp_path)
+    with pytest.warns(UserWarning, match="have no label"):
+        res = predict_job(metric, MODEL_GENES, ExpressionSpec(str(sup)), tmp_path / "labels.tsv",
+                          ExpressionSpec(str(tmp_path / "queries.h5ad"), units="fpkm", gene_ids="symbol"),
+                          symbols=SYMBOLS, min_coverage=0.9)
+    t = res.predictions.set_index("sample_id")
+    Xs, _ = align_genes(load_expression(ExpressionSpec(str(sup))), MODEL_GENES, source=sup,
+                        gene_ids="ensembl", symbols=SYMBOLS, min_coverage=0.9)
+    Xq, _ = align_genes(load_expression(ExpressionSpec(str(tmp_path / "queries.h5ad"), units="fpkm",
+                                                       gene_ids="symbol")),
+                        MODEL_GENES, source="q", gene_ids="symbol", symbols=SYMBOLS, min_coverage=0.9)
+    with torch.no_grad():
+        Es = metric.embed(torch.as_tensor(Xs, dtype=torch.float32)).double().numpy()
+        Eq = metric.embed(torch.as_tensor(Xq, dtype=torch.float32)).double().numpy()
+    p = 1 / (1 + np.exp(-(summary["scale"] * cosine_similarity(Eq, Es) + summary["bias"])))
+    support_types = np.array(["A", "A", "B", "B", "C"])  # T5 has no label
+    for qi, q in enumerate(t.index):
+        for typ in "ABC":
+            expected = p[qi, :5][support_types == typ].mean()
+            assert t.loc[q, f"p_{typ}"] == pytest.approx(expected, rel=1e-4)
