@@ -4,9 +4,6 @@
 rule evaluate_oneshot:
     input:
         unpack(evaluation_inputs),
-        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
-        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
-        samples=f"{RESULTS}/bulk/splits/samples.tsv",
     output:
         f"{RESULTS}/evaluation/oneshot/{{run}}.tsv",
     params:
