@@ -89,7 +89,7 @@ def convert_units(df: pd.DataFrame, units: str, source: PathLike | None) -> tupl
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise InputError(source, f"gene {df.index[i]!r}, sample {df.columns[j]!r}",
-                         f"missing or infinite value {X[i, j]!r}; {int(bad.sum())} such cells in total")
+                         f"missing or infinite value ({float(X[i, j])}); {int(bad.sum())} such cells in total")
     return df.astype(np.float64), COHORT_UNITS[units]
 
 
