@@ -279,3 +279,24 @@ def test_gdsc_counts_match_provenance(real_dir):
     ranked = sorted(listed, key=lambda t: (-listed[t], t))  # PROVENANCE's paper-like split: 16 most / 10 fewest
     assert train == set(ranked[:16]) and len(types) == 26
     assert samples.groupby("split").size().to_dict()["train"] == sum(listed[t] for t in ranked[:16])
+
+
+# --- prediction jobs on a cohort's model -----------------------------------------------------------
+def test_prediction_with_a_symbol_zscore_model(tmp_path):
+    from oncoshot.predict import ExpressionSpec, align_genes, predict_job
+
+    expr = _matrix(n_samples=3)
+    X, rep = align_genes(expr, ["G002", "G000", "G099"], source="q.tsv", gene_ids="symbol", symbols=None,
+                         min_coverage=0.5, model_gene_ids="symbol")
+    np.testing.assert_allclose(X[:, :2], expr.loc[["G002", "G000"]].T.to_numpy())
+    assert rep["missing"] == ["G099"] and (X[:, 2] == 0).all()
+    with pytest.raises(InputError, match=r"q.tsv: gene_ids: the model knows its genes by symbol"):
+        align_genes(expr, ["G000"], source="q.tsv", gene_ids="ensembl", model_gene_ids="symbol")
+    path = tmp_path / "s.tsv"
+    expr.to_csv(path, sep="\t", index_label="gene")
+    spec = ExpressionSpec(str(path), units="fpkm", gene_ids="symbol")
+    with pytest.raises(InputError, match=r"s.tsv: units: units 'fpkm' do not fit the model, trained on values in z-score"):
+        predict_job(None, GENES, spec, path, spec, model_gene_ids="symbol", model_unit="z-score per sample (as given)")
+    z = ExpressionSpec(str(path), units="zscore", gene_ids="symbol")
+    with pytest.raises(InputError, match=r"units 'zscore' do not fit the model, trained on values in log2\(FPKM\+1\)"):
+        predict_job(None, GENES, z, path, z)

@@ -430,7 +430,7 @@ def predict_inputs(wildcards):
         support_labels=job["support_labels"],
         queries=job["queries"]["path"],
     )
-    models = hallmark_models()
+    models = hallmark_models() if "singlecell" not in SKIP else {}  # skipped: no hallmark columns
     if "model" in models:
         inputs["hallmark_model"] = models["model"]
     if "published" in models:

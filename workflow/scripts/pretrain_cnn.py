@@ -2,7 +2,7 @@
 
 import torch
 
-from oncoshot.experiments import load_experiment_inputs, matrix_genes, save_model, select_samples, stratified_holdout
+from oncoshot.experiments import cohort_model_meta, load_experiment_inputs, matrix_genes, save_model, select_samples, stratified_holdout
 from oncoshot.io import write_tsv
 from oncoshot.runtime import run
 from oncoshot.training import pick_device, pretrain_cnn
@@ -25,7 +25,7 @@ def main(sm, log):
     genes = matrix_genes(cohorts)
     save_model(sm.output.model, kind="cnn", state_dict=result.state, genes=genes,
                classes=list(result.classes), experiment=sm.wildcards.experiment,
-               best_epoch=int(result.history.attrs.get("best_epoch", -1)))
+               best_epoch=int(result.history.attrs.get("best_epoch", -1)), **cohort_model_meta(cohorts))
     write_tsv(result.history, sm.output.history)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from oncoshot.experiments import load_experiment_inputs, matrix_genes, load_model, save_model, select_samples
+from oncoshot.experiments import cohort_model_meta, load_experiment_inputs, matrix_genes, load_model, save_model, select_samples
 from oncoshot.io import write_tsv
 from oncoshot.runtime import run
 from oncoshot.training import pick_device, train_siamese
@@ -40,7 +40,7 @@ def main(sm, log):
     )
     save_model(sm.output.model, kind="siamese", state_dict=result.state,
                genes=matrix_genes(cohorts), distance=p.distance, experiment=exp, init=init,
-               best_iteration=int(result.history.attrs.get("best_iteration", -1)))
+               best_iteration=int(result.history.attrs.get("best_iteration", -1)), **cohort_model_meta(cohorts))
     write_tsv(result.history, sm.output.history)
     checkpoint.unlink(missing_ok=True)  # finished: the model file is the output
 

@@ -36,10 +36,10 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .bulk import UNITS, BulkWarning, PathLike, gene_filter_mask, to_log2_fpkm1
+from .bulk import UNITS, BulkWarning, PathLike, gene_filter_mask
 from .bulk import _val_test  # the per-type split by patient of the built-in experiments
 from .errors import InputError
-from .predict import GENE_ID_TYPES, ORIENTATIONS, harmonise_ids, read_expression
+from .predict import AS_IS_UNITS, GENE_ID_TYPES, ORIENTATIONS, convert_units, harmonise_ids, read_expression
 from .tables import examples as _examples
 from .tables import read_table, require_columns
 
@@ -60,8 +60,6 @@ __all__ = [
     "split_cohort",
 ]
 
-#: units meaning "use the values as they are" (no conversion; finite values required).
-AS_IS_UNITS = {"as_is": "as given", "zscore": "z-score per sample (as given)"}
 #: every accepted ``units`` value → the unit recorded in ``uns["unit"]``.
 COHORT_UNITS = {**UNITS, **AS_IS_UNITS}
 SPLIT_POLICIES = ("paper", "random")
@@ -77,22 +75,6 @@ def _warn(message: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # Expression
 # ---------------------------------------------------------------------------------------------
-def convert_units(df: pd.DataFrame, units: str, source: PathLike | None) -> tuple[pd.DataFrame, str]:
-    """``units`` in :data:`oncoshot.bulk.UNITS` → :func:`oncoshot.bulk.to_log2_fpkm1`; ``as_is`` /
-    ``zscore`` → unchanged (a NaN or infinite cell is an error naming it). Returns ``(df, unit)``."""
-    if units not in COHORT_UNITS:
-        raise InputError(source, "units", f"unknown units {units!r}; expected one of {sorted(COHORT_UNITS)}")
-    if units in UNITS:
-        return to_log2_fpkm1(df, units, source)
-    X = df.to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(X)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise InputError(source, f"gene {df.index[i]!r}, sample {df.columns[j]!r}",
-                         f"missing or infinite value ({float(X[i, j])}); {int(bad.sum())} such cells in total")
-    return df.astype(np.float64), COHORT_UNITS[units]
-
-
 def read_cohort_expression(path: PathLike, units: str = "log2_fpkm1", gene_ids: str = "ensembl",
                            orientation: str | None = None) -> tuple[pd.DataFrame, str]:
     """A genes × samples float64 matrix with harmonised gene ids, in the cohort's working units:
@@ -262,7 +244,7 @@ def build_cohort(name: str, expression: Mapping, labels: Mapping, *, exclude: Ma
                        index=pd.Index(lab.index.astype(str), name="sample_id"))
     var = pd.DataFrame({"symbol": expr.index.astype(str)}, index=pd.Index(expr.index.astype(str), name="gene_id"))
     per_patient = obs["patient"].value_counts()
-    uns = {"unit": unit, "cohort": name,
+    uns = {"unit": unit, "cohort": name, "gene_ids": expression.get("gene_ids", "ensembl"),
            "patients": {"cohort": name, "policy": f"column {labels['patient_column']}" if labels.get("patient_column")
                         else "sample (each sample its own patient)",
                         "n_samples_in": int(expr.shape[1]), "n_samples_dropped_non_primary": 0,

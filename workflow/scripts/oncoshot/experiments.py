@@ -164,6 +164,15 @@ def load_experiment_inputs(inputs):
     return {names[0]: read_h5ad(cohort)}, samples
 
 
+def cohort_model_meta(cohorts) -> dict:
+    """Model-file entries of a user's cohort (``gene_ids``: ensembl | symbol, ``unit``: the values'
+    units) that the prediction job checks its files against; {} for the built-in experiments."""
+    uns = next(iter(cohorts.values())).uns
+    if "cohort" not in uns:
+        return {}
+    return {"gene_ids": str(uns.get("gene_ids", "ensembl")), "unit": str(uns.get("unit", ""))}
+
+
 def matrix_genes(cohorts) -> list[str]:
     """The gene ids (model input order) shared by the matrices of :func:`load_experiment_inputs`."""
     return list(next(iter(cohorts.values())).var_names)
