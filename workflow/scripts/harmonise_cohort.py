@@ -14,7 +14,7 @@ def main(sm, log):
         log.info("gene filter (SPEC §1.3) skipped for cohort %s: %s", name, spec.get("gene_filter_reason"))
     harmonised, labelled, report, counts = build_cohort(
         name, spec["expression"], spec["labels"], exclude=spec.get("exclude_genes"), gene_filter=gene_filter,
-        filter_threshold=sm.params.filter_threshold, min_samples=spec.get("min_samples", 2), log=log.info,
+        filter_threshold=sm.params.filter_threshold, min_samples=spec.get("min_samples", 8), log=log.info,
     )
     for key in ("n_matrix_samples", "n_matrix_samples_without_label_row", "n_label_rows_without_sample",
                 "n_unlabelled_empty", "n_unlabelled_dropped", "n_labelled", "n_genes_in", "n_genes_excluded",
