@@ -183,6 +183,11 @@ def _check_sources_and_skips():
             )
         if not USER_COHORTS:
             raise WorkflowError("config key 'cohorts': bulk.sources is [] and no cohort is configured: nothing to run")
+    if "met500" in SKIP and "marker_comparison" not in SKIP:
+        raise WorkflowError(
+            "config key 'skip.marker_comparison': the primary vs metastatic marker comparison needs the MET500 "
+            "experiment, which skip.met500 skips; skip it too, with the reason"
+        )
     reserved = set(BUILTIN_EXPERIMENTS) | set(config["splits"]["training_sets"])
     for name, spec in USER_COHORTS.items():
         if name in reserved:
