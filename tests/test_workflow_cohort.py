@@ -45,12 +45,14 @@ def _write_cohort(folder: Path, n_types=7, per_type=8, per_patient=2, n_genes=20
     pd.DataFrame(rows).to_csv(folder / "expr.tsv", sep="\t", index_label="sample")
     pd.DataFrame(labels, columns=["sample", "diagnosis", "donor"]).to_csv(folder / "labels.tsv", sep="\t", index=False)
     # a prediction job on the cohort's model: new samples of two unseen types (gene ids without versions)
-    new = pd.DataFrame([r for r in rows[:-2] if r.name.split("_")[0] in ("s5", "s6")])
+    a, b = n_types - 2, n_types - 1  # the last two types (unseen under the paper policy)
+    new = pd.DataFrame(rows[:-2])
     new.columns = [c.split(".")[0] for c in new.columns]
-    support = new.loc[["s5_0", "s6_0"]]
-    support.to_csv(folder / "support.tsv", sep="\t", index_label="sample")
-    new.loc[["s5_7", "s6_7", "s6_6"]].T.to_csv(folder / "queries.tsv", sep="\t", index_label="gene")
-    pd.DataFrame({"sample_id": ["s5_0", "s6_0"], "type": ["type5", "type6"]}).to_csv(
+    new.loc[[f"s{a}_0", f"s{b}_0"]].to_csv(folder / "support.tsv", sep="\t", index_label="sample")
+    last = per_type - 1
+    new.loc[[f"s{a}_{last}", f"s{b}_{last}", f"s{b}_{last - 1}"]].T.to_csv(folder / "queries.tsv", sep="\t",
+                                                                          index_label="gene")
+    pd.DataFrame({"sample_id": [f"s{a}_0", f"s{b}_0"], "type": [f"type{a}", f"type{b}"]}).to_csv(
         folder / "support_labels.tsv", sep="\t", index=False)
 
 
