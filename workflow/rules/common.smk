@@ -161,20 +161,134 @@ def tcga_clinical_files():
 COHORTS = ["tcga", "met500"]
 
 
+# --- Built-in sources, skipped steps, the user's own cohorts (README "Train on your own cohort") --
+BUILTIN = bool(config["bulk"]["sources"])  # [tcga, met500] or []: the built-in split needs both
+SKIP = dict(config.get("skip") or {})
+USER_COHORTS = dict(config.get("cohorts") or {})
+BUILTIN_EXPERIMENTS = ["tcga", "met500", "cnn_primary_to_met"]  # also reserved matrix names
+
+
+def _check_sources_and_skips():
+    sources = config["bulk"]["sources"]
+    if sources and sorted(sources) != ["met500", "tcga"]:
+        raise WorkflowError(
+            f"config key 'bulk.sources': {sources}: give both [tcga, met500] (their split needs both) or []"
+        )
+    if not BUILTIN:
+        needed = [k for k in ("met500", "cnn_primary_to_met", "marker_comparison", "singlecell") if k not in SKIP]
+        if needed:
+            raise WorkflowError(
+                "config key 'skip': bulk.sources is [] so these steps cannot run; list each under 'skip' with the "
+                "reason: " + ", ".join(needed)
+            )
+        if not USER_COHORTS:
+            raise WorkflowError("config key 'cohorts': bulk.sources is [] and no cohort is configured: nothing to run")
+    if "met500" in SKIP and "marker_comparison" not in SKIP:
+        raise WorkflowError(
+            "config key 'skip.marker_comparison': the primary vs metastatic marker comparison needs the MET500 "
+            "experiment, which skip.met500 skips; skip it too, with the reason"
+        )
+    reserved = set(BUILTIN_EXPERIMENTS) | set(config["splits"]["training_sets"])
+    for name, spec in USER_COHORTS.items():
+        if name in reserved:
+            raise WorkflowError(f"config key 'cohorts.{name}': the name is reserved for a built-in experiment")
+        if not spec.get("gene_filter", True) and not spec.get("gene_filter_reason"):
+            raise WorkflowError(f"config key 'cohorts.{name}.gene_filter_reason': give the reason for gene_filter: false")
+
+
+_check_sources_and_skips()
+
+
+def skipped_steps():
+    """(step, reason) of every step this config skips."""
+    rows = []
+    if not BUILTIN:
+        rows.append(("bulk.sources", "[]: the built-in TCGA/MET500 bulk branch is not run"))
+    rows += [(f"skip.{k}", v) for k, v in SKIP.items()]
+    rows += [
+        (f"cohorts.{n}.gene_filter", c["gene_filter_reason"])
+        for n, c in USER_COHORTS.items()
+        if not c.get("gene_filter", True)
+    ]
+    return rows
+
+
+SKIPPED_STEPS = skipped_steps()
+if SKIPPED_STEPS:
+    from snakemake.logging import logger as _logger
+
+    for _step, _reason in SKIPPED_STEPS:
+        _logger.warning(f"OncoShot: skipped {_step}: {_reason}")
+
+
+def cohort_spec(name):
+    """A cohort's config with the defaults filled in (split seed: the top-level seed)."""
+    spec = USER_COHORTS[name]
+    split = dict(policy="paper", n_test_types=10, validation_fraction=0.5, seed=None)
+    split.update(spec.get("split") or {})
+    if split["seed"] is None:
+        split["seed"] = config["seed"]
+    return dict(spec, split=split)
+
+
+def cohort_files(wildcards):
+    spec = USER_COHORTS[wildcards.cohort]
+    inputs = dict(expression=spec["expression"]["path"], labels=spec["labels"]["path"])
+    if spec.get("exclude_genes"):
+        inputs["exclude"] = spec["exclude_genes"]["path"]
+    return inputs
+
+
+def cohort_dir(name):
+    return f"{RESULTS}/bulk/cohorts/{name}"
+
+
+def experiment_data(experiment):
+    """The matrices and split table of an experiment (oncoshot.experiments.load_experiment_inputs):
+    a cohort's labelled matrix and split table, or the built-in labelled TCGA/MET500 and samples.tsv."""
+    if experiment in USER_COHORTS:
+        return dict(cohort=f"{cohort_dir(experiment)}/labelled.h5ad", samples=f"{cohort_dir(experiment)}/samples.tsv")
+    return dict(
+        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
+        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
+        samples=f"{RESULTS}/bulk/splits/samples.tsv",
+    )
+
+
+def experiment_inputs(wildcards):
+    return experiment_data(wildcards.experiment)
+
+
+def cohort_targets():
+    return [
+        f"{cohort_dir(n)}/{f}"
+        for n in USER_COHORTS
+        for f in ("harmonised.h5ad", "labelled.h5ad", "labels.tsv", "types.tsv", "samples.tsv", "patients.tsv")
+    ] + ([f"{LOGS}/skipped_steps.tsv"] if SKIPPED_STEPS else [])
+
+
 def bulk_targets():
+    if not BUILTIN:
+        return cohort_targets()
     return [
         f"{RESULTS}/bulk/filtered/genes_kept.tsv",
         f"{RESULTS}/bulk/splits/types.tsv",
         f"{RESULTS}/bulk/splits/samples.tsv",
         f"{RESULTS}/bulk/patients.tsv",
         f"{RESULTS}/bulk/harmonised/met500_libraries.tsv",
-    ] + expand(f"{RESULTS}/bulk/labelled/{{cohort}}_labels.tsv", cohort=COHORTS)
+    ] + expand(f"{RESULTS}/bulk/labelled/{{cohort}}_labels.tsv", cohort=COHORTS) + cohort_targets()
 
 
 # --- CancerSiamese experiments -------------------------------------------------------------
 EVAL_RUNS = {r["name"]: r for r in config["evaluation"]["runs"]}
-SIAMESE_EXPERIMENTS = sorted(set(config["splits"]["training_sets"]) | {"met500"})
-PRETRAIN_EXPERIMENTS = SIAMESE_EXPERIMENTS + ["cnn_primary_to_met"]
+SIAMESE_EXPERIMENTS = (
+    sorted(set(config["splits"]["training_sets"]) | ({"met500"} if "met500" not in SKIP else set()))
+    if BUILTIN
+    else []
+) + list(USER_COHORTS)
+PRETRAIN_EXPERIMENTS = SIAMESE_EXPERIMENTS + (
+    ["cnn_primary_to_met"] if BUILTIN and "cnn_primary_to_met" not in SKIP else []
+)
 
 
 def _check_runs():
@@ -185,6 +299,11 @@ def _check_runs():
                     f"config key 'evaluation.runs' ({name}): {key} '{run[key]}' is not one of "
                     f"the experiments {SIAMESE_EXPERIMENTS}"
                 )
+        if (run["model"] in USER_COHORTS or run["test"] in USER_COHORTS) and run["model"] != run["test"]:
+            raise WorkflowError(
+                f"config key 'evaluation.runs' ({name}): a cohort's model is tested on that cohort only "
+                f"(model '{run['model']}', test '{run['test']}': their genes differ)"
+            )
 
 
 _check_runs()
@@ -195,11 +314,7 @@ def siamese_model(experiment, init):
 
 
 def siamese_inputs(wildcards):
-    inputs = dict(
-        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
-        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
-        samples=f"{RESULTS}/bulk/splits/samples.tsv",
-    )
+    inputs = experiment_data(wildcards.experiment)
     if wildcards.init == "transfer":
         inputs["cnn"] = f"{RESULTS}/models/{wildcards.experiment}/cnn.pt"
     return inputs
@@ -214,6 +329,7 @@ def evaluation_inputs(wildcards):
     inputs = dict(
         siamese=siamese_model(run["model"], run["init"]),
         cnn=f"{RESULTS}/models/{run['model']}/cnn.pt",
+        **experiment_data(run["test"]),
     )
     if config["metric"]["enabled"]:
         inputs["metric"] = metric_model(run["model"])
@@ -226,13 +342,15 @@ def siamese_histories():
 
 
 def oneshot_targets():
-    return [
-        f"{RESULTS}/evaluation/oneshot_results.tsv",
-        f"{RESULTS}/evaluation/cnn_primary_to_met/accuracy.tsv",
-    ]
+    targets = [f"{RESULTS}/evaluation/oneshot_results.tsv"] if EVAL_RUNS else []
+    if "cnn_primary_to_met" in PRETRAIN_EXPERIMENTS:
+        targets.append(f"{RESULTS}/evaluation/cnn_primary_to_met/accuracy.tsv")
+    return targets
 
 
 def singlecell_targets():
+    if "singlecell" in SKIP:
+        return []
     return (
         [
             f"{RESULTS}/singlecell/synthetic_bulk_train.h5ad",
@@ -244,11 +362,20 @@ def singlecell_targets():
 
 def marker_targets():
     m = config["markers"]
+    for experiment in m["experiments"]:
+        if experiment not in SIAMESE_EXPERIMENTS:
+            raise WorkflowError(
+                f"config key 'markers.experiments': '{experiment}' is not one of the experiments {SIAMESE_EXPERIMENTS}"
+            )
     return (
-        [
-            f"{RESULTS}/markers/enrichment.tsv",
-            f"{RESULTS}/markers/primary_vs_metastatic/gnb_accuracy.tsv",
-        ]
+        (
+            [
+                f"{RESULTS}/markers/enrichment.tsv",
+                f"{RESULTS}/markers/primary_vs_metastatic/gnb_accuracy.tsv",
+            ]
+            if "marker_comparison" not in SKIP
+            else []
+        )
         + expand(f"{RESULTS}/markers/{{experiment}}/heatmap.png", experiment=m["experiments"])
     )
 
@@ -278,6 +405,8 @@ def hallmark_models():
 
 
 def hallmark_targets():
+    if "singlecell" in SKIP:
+        return []
     targets = [f"{RESULTS}/hallmarks/bulk_activity.tsv"]
     if "trained" in HALLMARK_SCORERS:
         targets += [f"{RESULTS}/hallmarks/cv_summary.tsv", f"{RESULTS}/hallmarks/heldout_metrics.tsv"]
@@ -288,6 +417,8 @@ def hallmark_targets():
 
 # --- One-shot prediction of the user's own samples (workflow/rules/predict.smk) ---------------
 PREDICT_JOBS = config.get("predict") or {}
+if "predict" in SKIP:  # jobs whose model this run does not train are skipped (skip.predict: reason)
+    PREDICT_JOBS = {n: j for n, j in PREDICT_JOBS.items() if j["model"] in SIAMESE_EXPERIMENTS}
 
 
 def _check_predict_jobs():
@@ -295,7 +426,7 @@ def _check_predict_jobs():
         if job["model"] not in SIAMESE_EXPERIMENTS:
             raise WorkflowError(
                 f"config key 'predict.{name}.model': '{job['model']}' is not one of the trained "
-                f"Siamese experiments {SIAMESE_EXPERIMENTS}"
+                f"Siamese experiments {SIAMESE_EXPERIMENTS} (skip.predict: <reason> skips such jobs)"
             )
 
 
@@ -311,7 +442,7 @@ def predict_inputs(wildcards):
         support_labels=job["support_labels"],
         queries=job["queries"]["path"],
     )
-    models = hallmark_models()
+    models = hallmark_models() if "singlecell" not in SKIP else {}  # skipped: no hallmark columns
     if "model" in models:
         inputs["hallmark_model"] = models["model"]
     if "published" in models:

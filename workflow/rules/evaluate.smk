@@ -4,9 +4,6 @@
 rule evaluate_oneshot:
     input:
         unpack(evaluation_inputs),
-        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
-        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
-        samples=f"{RESULTS}/bulk/splits/samples.tsv",
     output:
         f"{RESULTS}/evaluation/oneshot/{{run}}.tsv",
     params:
@@ -106,7 +103,8 @@ rule summarise_oneshot:
         ),
         curves_svg=f"{RESULTS}/evaluation/training_curves.svg",
     params:
-        primary_runs=[r for r, v in EVAL_RUNS.items() if v["test"] != "met500"],
+        primary_runs=[r for r, v in EVAL_RUNS.items() if v["test"] != "met500" and v["test"] not in USER_COHORTS],
+        cohort_runs=[r for r, v in EVAL_RUNS.items() if v["test"] in USER_COHORTS],
         metastatic_runs=[r for r, v in EVAL_RUNS.items() if v["test"] == "met500"],
     log:
         f"{LOGS}/evaluation/summarise_oneshot.log",

@@ -4,10 +4,8 @@
 
 rule marker_scores:
     input:
+        unpack(experiment_inputs),
         siamese=lambda wc: siamese_model(wc.experiment, config["markers"]["init"]),
-        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
-        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
-        samples=f"{RESULTS}/bulk/splits/samples.tsv",
     output:
         f"{RESULTS}/markers/{{experiment}}/gene_scores.tsv",
     params:
@@ -33,10 +31,8 @@ rule marker_scores:
 
 rule forward_selection:
     input:
+        unpack(experiment_inputs),
         scores=f"{RESULTS}/markers/{{experiment}}/gene_scores.tsv",
-        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
-        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
-        samples=f"{RESULTS}/bulk/splits/samples.tsv",
     output:
         table=report_item(
             f"{RESULTS}/markers/{{experiment}}/forward_selection.tsv",
@@ -80,10 +76,8 @@ rule forward_selection:
 
 rule marker_figures:
     input:
+        unpack(experiment_inputs),
         markers=f"{RESULTS}/markers/{{experiment}}/markers.tsv",
-        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
-        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
-        samples=f"{RESULTS}/bulk/splits/samples.tsv",
     output:
         tsne_train_png=report_item(
             f"{RESULTS}/markers/{{experiment}}/tsne_train.png",

@@ -4,9 +4,7 @@
 
 rule pretrain_cnn:
     input:
-        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
-        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
-        samples=f"{RESULTS}/bulk/splits/samples.tsv",
+        unpack(experiment_inputs),
     output:
         model=f"{RESULTS}/models/{{experiment}}/cnn.pt",
         history=report_item(
@@ -75,9 +73,7 @@ rule train_siamese:
 
 rule fit_metric:
     input:
-        tcga=f"{RESULTS}/bulk/labelled/tcga.h5ad",
-        met500=f"{RESULTS}/bulk/labelled/met500.h5ad",
-        samples=f"{RESULTS}/bulk/splits/samples.tsv",
+        unpack(experiment_inputs),
     output:
         model=f"{RESULTS}/models/{{experiment}}/whitened_cosine.pt",
         summary=f"{RESULTS}/models/{{experiment}}/whitened_cosine.tsv",

@@ -4,7 +4,8 @@ same tasks (SPEC §2.3): every test sample embedded once, pairs scored in batche
 import pandas as pd
 import torch
 
-from oncoshot.experiments import load_cohorts, load_model, load_scorer, load_siamese, select_samples
+from oncoshot.experiments import (load_experiment_inputs, load_model, load_scorer, load_siamese, matrix_genes,
+                                  select_samples)
 from oncoshot.io import write_tsv
 from oncoshot.models import CNNTower, tower_state_from
 from oncoshot.oneshot import (accuracy_with_wilson, correct, embed_samples, make_tasks, nn_cosine,
@@ -16,12 +17,12 @@ from oncoshot.training import pick_device
 def main(sm, log):
     torch.set_num_threads(sm.threads)
     p = sm.params
-    cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
+    cohorts, samples = load_experiment_inputs(sm.input)
     X, y, _, patients = select_samples(cohorts, samples, p.test_experiment, "test", sm.input.samples,
                                        with_patients=True)
     device = pick_device()
 
-    genes = list(cohorts["TCGA"].var_names)
+    genes = matrix_genes(cohorts)
     model, _, _ = load_siamese(sm.input.siamese, device, genes=genes)
     emb = embed_samples(model, X)
 

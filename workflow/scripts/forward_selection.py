@@ -1,7 +1,7 @@
 """Rule forward_selection: 1-NN 6-way one-shot accuracy on the test types with the top-k ranked
 genes, k = 10, 20, ...; the marker set is the best k (SPEC §2.4)."""
 
-from oncoshot.experiments import load_cohorts, select_samples
+from oncoshot.experiments import load_experiment_inputs, matrix_genes, select_samples
 from oncoshot.io import read_tsv, write_tsv
 from oncoshot.marker_plots import forward_selection_plot
 from oncoshot.markers import best_k, forward_selection
@@ -11,11 +11,11 @@ from oncoshot.runtime import run
 
 def main(sm, log):
     p = sm.params
-    cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
+    cohorts, samples = load_experiment_inputs(sm.input)
     X, y, _, patients = select_samples(cohorts, samples, sm.wildcards.experiment, "test", sm.input.samples,
                                        with_patients=True)
     scores = read_tsv(sm.input.scores, required=("gene_id", "symbol", "rank"))
-    genes = list(cohorts["TCGA"].var_names)
+    genes = matrix_genes(cohorts)
     n_way = min(p.n_way, len(set(y)))
     table = forward_selection(X, y, list(scores["gene_id"]), step=p.step, max_k=p.max_k, n_way=n_way,
                               n_tasks=p.n_tasks, seed=p.seed, genes=genes, groups=patients)

@@ -1,7 +1,7 @@
 """Rule marker_figures: t-SNE of training and of test samples on the markers, and the z-scored
 heatmap of the markers across types (types clustered by their means)."""
 
-from oncoshot.experiments import load_cohorts, select_samples
+from oncoshot.experiments import load_experiment_inputs, select_samples
 from oncoshot.io import read_tsv
 from oncoshot.marker_plots import marker_heatmap, tsne_plot
 from oncoshot.plots import save_figure
@@ -10,9 +10,9 @@ from oncoshot.runtime import run
 
 def main(sm, log):
     exp, out = sm.wildcards.experiment, sm.output
-    cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
+    cohorts, samples = load_experiment_inputs(sm.input)
     markers = read_tsv(sm.input.markers, required=("gene_id", "symbol"))
-    cols = [cohorts["TCGA"].var_names.get_loc(g) for g in markers["gene_id"]]
+    cols = [next(iter(cohorts.values())).var_names.get_loc(g) for g in markers["gene_id"]]
     symbols = list(markers["symbol"].fillna(markers["gene_id"]))
     for split, png, svg in (("train", out.tsne_train_png, out.tsne_train_svg),
                             ("test", out.tsne_test_png, out.tsne_test_svg)):

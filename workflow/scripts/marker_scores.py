@@ -3,7 +3,7 @@ the training types; gene score = mean over pairs of (w0 + w1) / 2 (SPEC §2.4)."
 
 import torch
 
-from oncoshot.experiments import load_cohorts, load_siamese, select_samples
+from oncoshot.experiments import load_experiment_inputs, load_siamese, select_samples
 from oncoshot.io import write_tsv
 from oncoshot.markers import gene_scores
 from oncoshot.runtime import run
@@ -13,9 +13,9 @@ from oncoshot.training import pick_device
 def main(sm, log):
     torch.set_num_threads(sm.threads)
     p = sm.params
-    cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
+    cohorts, samples = load_experiment_inputs(sm.input)
     X, y, _ = select_samples(cohorts, samples, sm.wildcards.experiment, "train", sm.input.samples)
-    var = cohorts["TCGA"].var
+    var = next(iter(cohorts.values())).var
     device = pick_device()
     model, _, _ = load_siamese(sm.input.siamese, device, genes=list(var.index))
     table = gene_scores(model, X, y, max_pairs_per_type=p.max_pairs_per_type, seed=p.seed,

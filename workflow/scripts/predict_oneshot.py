@@ -36,6 +36,7 @@ def main(sm, log):
         published_min_coverage=p.published_min_coverage,
         query_labels=sm.input.get("query_labels"), sample_column=p.sample_column, type_column=p.type_column,
         min_coverage=p.min_coverage, min_probability=p.min_probability, batch=p.batch, log=log.info,
+        model_gene_ids=meta.get("gene_ids", "ensembl"), model_unit=meta.get("unit"),
     )
     table = result.predictions
     for row in table.itertuples():

@@ -2,7 +2,7 @@
 
 import torch
 
-from oncoshot.experiments import load_cohorts, save_model, select_samples, stratified_holdout
+from oncoshot.experiments import cohort_model_meta, load_experiment_inputs, matrix_genes, save_model, select_samples, stratified_holdout
 from oncoshot.io import write_tsv
 from oncoshot.runtime import run
 from oncoshot.training import pick_device, pretrain_cnn
@@ -10,7 +10,7 @@ from oncoshot.training import pick_device, pretrain_cnn
 
 def main(sm, log):
     torch.set_num_threads(sm.threads)
-    cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
+    cohorts, samples = load_experiment_inputs(sm.input)
     X, y, _ = select_samples(cohorts, samples, sm.wildcards.experiment, "train", sm.input.samples)
     p = sm.params
     tr, va = stratified_holdout(y, p.validation_fraction, p.seed)
@@ -22,10 +22,10 @@ def main(sm, log):
         epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, patience=p.patience, seed=p.seed,
         device=device, log=log.info, amp_bf16=p.amp_bf16,
     )
-    genes = list(cohorts["TCGA"].var_names)
+    genes = matrix_genes(cohorts)
     save_model(sm.output.model, kind="cnn", state_dict=result.state, genes=genes,
                classes=list(result.classes), experiment=sm.wildcards.experiment,
-               best_epoch=int(result.history.attrs.get("best_epoch", -1)))
+               best_epoch=int(result.history.attrs.get("best_epoch", -1)), **cohort_model_meta(cohorts))
     write_tsv(result.history, sm.output.history)
 
 

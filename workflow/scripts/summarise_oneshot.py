@@ -15,7 +15,12 @@ def main(sm, log):
     write_tsv(results, sm.output.table)
     primary = [r for r in sm.params.primary_runs if r in set(results["experiment"])]
     metastatic = [r for r in sm.params.metastatic_runs if r in set(results["experiment"])]
-    fig = grouped_accuracy_bars(results, primary, "Unseen primary types (TCGA test types)", paper=PAPER_TCGA19)
+    cohort = [r for r in sm.params.cohort_runs if r in set(results["experiment"])]
+    if primary or not cohort:
+        fig = grouped_accuracy_bars(results, primary, "Unseen primary types (TCGA test types)", paper=PAPER_TCGA19)
+    else:  # only your own cohorts (config cohorts): their unseen types, no paper line
+        names = sorted(set(results.loc[results["experiment"].isin(cohort), "test"]))
+        fig = grouped_accuracy_bars(results, cohort, f"Unseen types of cohort(s) {', '.join(names)}")
     save_figure(fig, sm.output.primary_png, sm.output.primary_svg)
     fig = grouped_accuracy_bars(results, metastatic, "Unseen metastatic types (MET500 test types)")
     save_figure(fig, sm.output.metastatic_png, sm.output.metastatic_svg)

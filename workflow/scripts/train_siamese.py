@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from oncoshot.experiments import load_cohorts, load_model, save_model, select_samples
+from oncoshot.experiments import cohort_model_meta, load_experiment_inputs, matrix_genes, load_model, save_model, select_samples
 from oncoshot.io import write_tsv
 from oncoshot.runtime import run
 from oncoshot.training import pick_device, train_siamese
@@ -13,13 +13,13 @@ from oncoshot.training import pick_device, train_siamese
 def main(sm, log):
     torch.set_num_threads(sm.threads)
     exp, init = sm.wildcards.experiment, sm.wildcards.init
-    cohorts, samples = load_cohorts(sm.input.tcga, sm.input.met500, sm.input.samples)
+    cohorts, samples = load_experiment_inputs(sm.input)
     X, y, _ = select_samples(cohorts, samples, exp, "train", sm.input.samples)
     Xv, yv, _, pv = select_samples(cohorts, samples, exp, "validation", sm.input.samples, with_patients=True)
     tower = None
     if init == "transfer":
         cnn = load_model(sm.input.cnn, kind="cnn")
-        if cnn["genes"] != list(cohorts["TCGA"].var_names):
+        if cnn["genes"] != matrix_genes(cohorts):
             raise ValueError(f"{sm.input.cnn}: genes differ from the training matrix")
         tower = cnn["state_dict"]
     p = sm.params
@@ -39,8 +39,8 @@ def main(sm, log):
         log=log.info, amp_bf16=p.amp_bf16, groups_val=pv, head=p.head,
     )
     save_model(sm.output.model, kind="siamese", state_dict=result.state,
-               genes=list(cohorts["TCGA"].var_names), distance=p.distance, head=p.head, experiment=exp, init=init,
-               best_iteration=int(result.history.attrs.get("best_iteration", -1)))
+               genes=matrix_genes(cohorts), distance=p.distance, head=p.head, experiment=exp, init=init,
+               best_iteration=int(result.history.attrs.get("best_iteration", -1)), **cohort_model_meta(cohorts))
     write_tsv(result.history, sm.output.history)
     checkpoint.unlink(missing_ok=True)  # finished: the model file is the output
 

@@ -595,7 +595,7 @@ def _obs_of(x, default_cohort: str, what: str) -> pd.DataFrame:
     return out
 
 
-def _val_test(patients: pd.Series, fraction: float, seed: int, key: str) -> tuple[list[str], list[str]]:
+def val_test_halves(patients: pd.Series, fraction: float, seed: int, key: str) -> tuple[list[str], list[str]]:
     """Seeded per-type split by patient. ``patients``: sample id → patient. The sorted distinct
     patients are permuted by a generator seeded with (seed, crc32(key)); validation = the samples
     of the first floor(n_patients · fraction) patients, test = the others (test gets the odd
@@ -745,7 +745,7 @@ def split_types(
             elif mode == "test":
                 splits = {"test": sorted(ids)}
             else:
-                val, test = _val_test(patient_of[cohort].loc[ids], float(validation_fraction), seed, f"{cohort}:{t}")
+                val, test = val_test_halves(patient_of[cohort].loc[ids], float(validation_fraction), seed, f"{cohort}:{t}")
                 splits = {"validation": val, "test": test}
             assigned.setdefault(t, []).append((role, cohort, mode, splits))
         small = {}

@@ -168,3 +168,35 @@ def load_cohorts(tcga: str | os.PathLike, met500: str | os.PathLike, samples: st
 
     cohorts = {"TCGA": read_h5ad(tcga), "MET500": read_h5ad(met500)}
     return cohorts, read_tsv(samples, required=SPLIT_COLUMNS)
+
+
+def load_experiment_inputs(inputs):
+    """The matrices and split table of a rule's inputs, whichever experiment they belong to:
+    ``(cohorts, samples)`` as :func:`load_cohorts`. Built-in experiments have inputs ``tcga``,
+    ``met500`` and ``samples`` (``results/bulk/splits/samples.tsv``); a user's cohort (config
+    ``cohorts``) has ``cohort`` (its labelled matrix) and ``samples`` (its own split table), keyed
+    by the split table's ``cohort`` value (the cohort's name)."""
+    from .io import read_h5ad, read_tsv
+
+    cohort = inputs.get("cohort") if hasattr(inputs, "get") else None
+    if not cohort:
+        return load_cohorts(inputs.tcga, inputs.met500, inputs.samples)
+    samples = read_tsv(inputs.samples, required=SPLIT_COLUMNS)
+    names = sorted(set(samples["cohort"].astype(str)))
+    if len(names) != 1:
+        raise InputError(inputs.samples, "column 'cohort'", f"a cohort's split table names one cohort, found {names}")
+    return {names[0]: read_h5ad(cohort)}, samples
+
+
+def cohort_model_meta(cohorts) -> dict:
+    """Model-file entries of a user's cohort (``gene_ids``: ensembl | symbol, ``unit``: the values'
+    units) that the prediction job checks its files against; {} for the built-in experiments."""
+    uns = next(iter(cohorts.values())).uns
+    if "cohort" not in uns:
+        return {}
+    return {"gene_ids": str(uns.get("gene_ids", "ensembl")), "unit": str(uns.get("unit", ""))}
+
+
+def matrix_genes(cohorts) -> list[str]:
+    """The gene ids (model input order) shared by the matrices of :func:`load_experiment_inputs`."""
+    return list(next(iter(cohorts.values())).var_names)

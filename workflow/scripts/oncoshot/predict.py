@@ -25,7 +25,9 @@ File conventions (nothing is guessed from the content):
   ``genes``); symbols are matched through the TCGA probe map (gencode v36), as the bulk branch
   attaches symbols. The hallmark model knows genes by symbol; Ensembl ids are mapped to symbols
   through the same probe map (as :mod:`bulk_hallmark_activity` does via ``var["symbol"]``).
-* **Units** (``units``): one of :data:`oncoshot.bulk.UNITS` (``log2_fpkm1``, ``log2_fpkm0.001``,
+* **Units** (``units``): ``as_is`` / ``zscore`` (:data:`AS_IS_UNITS`: values used as they are) for
+  a model trained on such a cohort (config ``cohorts``, e.g. GDSC lines z-scored upstream), whose
+  model file records ``unit``; otherwise one of :data:`oncoshot.bulk.UNITS` (``log2_fpkm1``, ``log2_fpkm0.001``,
   ``fpkm``, ``counts``), converted with :func:`oncoshot.bulk.to_log2_fpkm1` to log2(FPKM+1), the
   units of the harmonised, filtered bulk matrices the Siamese models are trained on. Counts become
   log2(CPM+1) with the library size summed over every gene of the file (an approximation: no gene
@@ -86,6 +88,8 @@ __all__ = [
     "GENE_ID_TYPES",
     "UNASSIGNED",
     "ExpressionSpec",
+    "AS_IS_UNITS",
+    "convert_units",
     "file_format",
     "read_expression",
     "harmonise_ids",
@@ -103,6 +107,8 @@ __all__ = [
 ]
 
 ORIENTATIONS = ("genes_x_samples", "samples_x_genes")
+#: units meaning "use the values as they are" (no conversion; finite values required).
+AS_IS_UNITS = {"as_is": "as given", "zscore": "z-score per sample (as given)"}
 GENE_ID_TYPES = ("ensembl", "symbol")
 #: ``assigned_type`` of a query whose best same-type probability is below ``min_probability``.
 UNASSIGNED = "unassigned"
@@ -121,8 +127,9 @@ class ExpressionSpec:
     orientation: str | None = None  # None: genes_x_samples for text, samples_x_genes for .h5ad
 
     def __post_init__(self):
-        if self.units not in UNITS:
-            raise InputError(self.path, "units", f"unknown units {self.units!r}; expected one of {sorted(UNITS)}")
+        if self.units not in UNITS and self.units not in AS_IS_UNITS:
+            raise InputError(self.path, "units",
+                             f"unknown units {self.units!r}; expected one of {sorted(UNITS) + sorted(AS_IS_UNITS)}")
         if self.gene_ids not in GENE_ID_TYPES:
             raise InputError(self.path, "gene_ids", f"unknown value {self.gene_ids!r}; expected one of {GENE_ID_TYPES}")
         if self.orientation is not None and self.orientation not in ORIENTATIONS:
@@ -271,18 +278,39 @@ def load_expression(spec: ExpressionSpec) -> pd.DataFrame:
     """:func:`read_expression` → :func:`harmonise_ids` → :func:`oncoshot.bulk.to_log2_fpkm1`:
     a genes × samples float64 matrix in log2(FPKM+1) (log2(CPM+1) for counts)."""
     df = harmonise_ids(read_expression(spec.path, spec.orientation), spec.path, spec.gene_ids)
-    conv, _ = to_log2_fpkm1(df, spec.units, spec.path)
+    conv, _ = convert_units(df, spec.units, spec.path)
     return conv
+
+
+def convert_units(df: pd.DataFrame, units: str, source: PathLike | None) -> tuple[pd.DataFrame, str]:
+    """``units`` in :data:`oncoshot.bulk.UNITS` → :func:`oncoshot.bulk.to_log2_fpkm1`; ``as_is`` /
+    ``zscore`` → unchanged (a NaN or infinite cell is an error naming it). Returns ``(df, unit)``."""
+    if units in UNITS:
+        return to_log2_fpkm1(df, units, source)
+    if units not in AS_IS_UNITS:
+        raise InputError(source, "units", f"unknown units {units!r}; expected one of {sorted(UNITS) + sorted(AS_IS_UNITS)}")
+    X = df.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise InputError(source, f"gene {df.index[i]!r}, sample {df.columns[j]!r}",
+                         f"missing or infinite value ({float(X[i, j])}); {int(bad.sum())} such cells in total")
+    return df.astype(np.float64), AS_IS_UNITS[units]
 
 
 # ---------------------------------------------------------------------------------------------
 # Gene alignment
 # ---------------------------------------------------------------------------------------------
-def _match_keys(model_genes: Sequence[str], gene_ids: str, symbols: pd.Series | None) -> pd.Index:
-    """What each model gene (Ensembl id) is called in a file with ``gene_ids`` ids."""
+def _match_keys(model_genes: Sequence[str], gene_ids: str, symbols: pd.Series | None,
+                model_gene_ids: str = "ensembl") -> pd.Index:
+    """What each model gene (an Ensembl id, or a symbol for a cohort model with ``model_gene_ids``
+    ``symbol``) is called in a file with ``gene_ids`` ids."""
     genes = pd.Index([str(g) for g in model_genes])
-    if gene_ids == "ensembl":
+    if gene_ids == model_gene_ids:
         return genes
+    if model_gene_ids == "symbol":
+        raise InputError(None, "gene_ids", "the model knows its genes by symbol (a cohort with gene_ids: symbol): "
+                         "give the file's genes as symbols (gene_ids: symbol)")
     if symbols is None:
         raise InputError(None, "probe map", "matching gene symbols needs the probe map (Ensembl id → symbol)")
     return pd.Index(symbols.reindex(genes).fillna("").astype(str).to_numpy())
@@ -290,7 +318,7 @@ def _match_keys(model_genes: Sequence[str], gene_ids: str, symbols: pd.Series | 
 
 def align_genes(expr: pd.DataFrame, model_genes: Sequence[str], *, source: PathLike | None,
                 gene_ids: str = "ensembl", symbols: pd.Series | None = None,
-                min_coverage: float = 0.9, role: str = "") -> tuple[np.ndarray, dict]:
+                min_coverage: float = 0.9, role: str = "", model_gene_ids: str = "ensembl") -> tuple[np.ndarray, dict]:
     """Reindex a genes × samples matrix to ``model_genes`` (module docstring: missing → 0).
 
     ``symbols``: Series unversioned Ensembl id → symbol (:func:`oncoshot.sources.tcga.read_probemap`),
@@ -300,7 +328,10 @@ def align_genes(expr: pd.DataFrame, model_genes: Sequence[str], *, source: PathL
     Raises :class:`InputError` naming ``source`` when ``coverage < min_coverage``.
     """
     model_genes = [str(g) for g in model_genes]
-    keys = _match_keys(model_genes, gene_ids, symbols)
+    try:
+        keys = _match_keys(model_genes, gene_ids, symbols, model_gene_ids)
+    except InputError as exc:
+        raise InputError(source, exc.field, exc.problem) from exc
     pos = expr.index.get_indexer(keys)
     pos[(keys == "")] = -1
     found = pos >= 0
@@ -319,7 +350,7 @@ def align_genes(expr: pd.DataFrame, model_genes: Sequence[str], *, source: PathL
                     "(genes_x_samples / samples_x_genes)?")
         else:
             other = "symbol" if gene_ids == "ensembl" else "ensembl"
-            if symbols is not None:
+            if symbols is not None and model_gene_ids == "ensembl":
                 alt = _match_keys(model_genes, other, symbols)
                 n_alt = int(expr.index.isin(alt[alt != ""]).sum())
                 if n_alt > n_found:
@@ -509,7 +540,8 @@ def predict_job(model, model_genes: Sequence[str], support: ExpressionSpec, supp
                 published=None, published_min_coverage: float | None = None,
                 query_labels: PathLike | None = None, sample_column: str = "sample_id",
                 type_column: str = "type", min_coverage: float = 0.9,
-                min_probability: float | None = None, batch: int = 65536, log=None) -> PredictionResult:
+                min_probability: float | None = None, batch: int = 65536, log=None,
+                model_gene_ids: str = "ensembl", model_unit: str | None = None) -> PredictionResult:
     """Run one prediction job (module docstring) with a loaded Siamese ``model`` whose input genes
     are ``model_genes``; ``hallmark`` = ``(HallmarkMTL, Preprocessor)`` or None (no trained-model
     columns); ``published`` = :class:`oncoshot.sources.oncomark.PublishedOncoMark` or None (no
@@ -519,10 +551,17 @@ def predict_job(model, model_genes: Sequence[str], support: ExpressionSpec, supp
     warning; fewer than 2 labelled types is an error naming the label table."""
     say = log or (lambda msg: None)
     expr, X, reports = {}, {}, []
+    as_is_model = model_unit in AS_IS_UNITS.values()
     for role, spec in (("support", support), ("queries", queries)):
+        if (spec.units in AS_IS_UNITS) != as_is_model:
+            raise InputError(spec.path, "units", f"units {spec.units!r} do not fit the model, trained on values in "
+                             f"{model_unit or 'log2(FPKM+1)'}: give "
+                             + ("as_is / zscore values prepared as the model's cohort was" if as_is_model
+                                else f"one of {sorted(UNITS)}"))
         expr[role] = load_expression(spec)
         X[role], rep = align_genes(expr[role], model_genes, source=spec.path, gene_ids=spec.gene_ids,
-                                   symbols=symbols, min_coverage=min_coverage, role=role)
+                                   symbols=symbols, min_coverage=min_coverage, role=role,
+                                   model_gene_ids=model_gene_ids)
         reports.append((rep, "siamese", False))
         say(f"{role} {spec.path}: {expr[role].shape[1]} samples; {rep['n_found']} of {rep['n_model_genes']} "
             f"Siamese model genes found ({rep['coverage']:.1%}), {rep['n_missing']} missing (filled with 0), "
