@@ -121,7 +121,7 @@ def test_tiny_cohort_end_to_end(tmp_path):
     assert patients.loc[0, "n_patients_on_both_sides"] == 0 and patients.loc[0, "n_samples_after_labels"] == 56
 
     table = pd.read_csv(res / "evaluation" / "oneshot_results.tsv", sep="\t")
-    assert {"siamese", "nn_euclidean", "nn_pearson", "cnn_cosine"} <= set(table["method"])
+    assert {"siamese", "nn_euclidean", "nn_pearson", "cnn_cosine", "whitened_cosine"} <= set(table["method"])
     assert set(table["n_way"]) == {3, 4} and (table["test"] == "mine").all()
     assert (table["n_test_samples"] == len(vt[vt["split"] == "test"])).all()
 
