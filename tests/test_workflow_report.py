@@ -160,7 +160,8 @@ def test_captions_render_and_compare_with_the_paper(report):
     assert "83.33" in cap["results/evaluation/cnn_primary_to_met/confusion.png"]
     assert "82.38" in cap["results/markers/tcga19/forward_selection.png"]
     assert "24 genes" in cap["results/markers/overlap.tsv"]
-    assert "2-fold stratified, repeated 1" in cap["results/hallmarks/cv_auroc.png"]
+    hm = DEMO["hallmark_model"]
+    assert f"{hm['cv_folds']}-fold stratified, repeated {hm['cv_repeats']}" in cap["results/hallmarks/cv_auroc.png"]
     # wildcard-dependent captions name their wildcard value
     assert "tcga19" in cap["results/markers/tcga19/heatmap.png"]
     assert "met500 markers" in cap["results/markers/met500/heatmap.png"]
