@@ -91,10 +91,12 @@ def sync(device: torch.device) -> None:
 def row(part, metric, value, unit="", measured_units=None, measured_s=None, full_units=None, note=""):
     """One table row; ``projected_s`` = measured_s / measured_units × full_units when all three are set."""
     projected = None
+    if measured_s is not None:
+        measured_s = float(f"{measured_s:.6g}")  # the projection uses the value the table shows
     if measured_units and measured_s is not None and full_units is not None:
         projected = measured_s / measured_units * full_units
     return {"part": part, "metric": metric, "value": value, "unit": unit, "measured_units": measured_units,
-            "measured_s": None if measured_s is None else round(measured_s, 4), "full_units": full_units,
+            "measured_s": measured_s, "full_units": full_units,
             "projected_s": None if projected is None else round(projected, 1),
             "projected_h": None if projected is None else round(projected / 3600, 3), "note": note}
 
