@@ -1,7 +1,9 @@
-"""Shared fixtures: repository paths and the real data in ../shared/real (skipped when absent)."""
+"""Shared fixtures: repository paths, the real data in ../shared/real (skipped when absent) and one
+finished demo run shared by the workflow tests."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """One complete demo run, ``snakemake --cores 2`` with the shipped config (every target of
+    ``rule all``) in a scratch workdir, made once per test session. Tests only *read* it; a test
+    that re-runs, edits or adds outputs works on a copy (``workflow_utils.copy_workdir``).
+    ``ONCOSHOT_TEST_DEMO_RUN=<workdir>`` reuses a finished, up-to-date demo workdir instead (the
+    report test adds ``results/report.html`` to it)."""
+    from workflow_utils import make_workdir, planned_jobs, snakemake
+
+    reuse = os.environ.get("ONCOSHOT_TEST_DEMO_RUN")
+    if reuse:  # a finished demo workdir (e.g. from an earlier session): it must be up to date
+        work = make_workdir(Path(reuse))
+        plan = snakemake(work, "-n")
+        if planned_jobs(plan.stdout + plan.stderr):
+            pytest.fail(f"ONCOSHOT_TEST_DEMO_RUN={reuse} is not an up-to-date demo run:\n{plan.stdout[-2000:]}")
+        return work
+    work = make_workdir(tmp_path_factory.mktemp("demo_shared"))
+    snakemake(work, timeout=3600)
+    return work

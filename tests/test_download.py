@@ -735,3 +735,24 @@ def test_fetch_keeps_a_zip_named_tar_gz(tmp_path, caplog):
         out = fetch(str(src), tmp_path / "out" / "Data_X.tar.gz")
     assert out.read_bytes() == src.read_bytes()
     assert any("content is a zip archive" in r.getMessage() for r in caplog.records)
+
+
+def test_fetch_logged_writes_its_own_log_and_leaves_the_root_logger_alone(tmp_path):
+    import logging
+
+    from oncoshot.download import fetch_logged
+
+    src = tmp_path / "src.txt"
+    src.write_text("hello\n")
+    root_handlers = list(logging.getLogger().handlers)
+    log = tmp_path / "ok.log"
+    out = fetch_logged(str(src), tmp_path / "out" / "copy.txt", log,
+                       sha256="5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03")
+    assert out.read_text() == "hello\n"
+    assert "wrote" in log.read_text()
+    bad_log = tmp_path / "bad.log"
+    with pytest.raises(Exception, match="sha256"):
+        fetch_logged(str(src), tmp_path / "out" / "bad.txt", bad_log, sha256="0" * 64, retries=1)
+    assert "sha256 mismatch" in bad_log.read_text() and str(src) in bad_log.read_text()
+    assert not (tmp_path / "out" / "bad.txt").exists()
+    assert logging.getLogger().handlers == root_handlers  # nothing added to (or removed from) the root logger

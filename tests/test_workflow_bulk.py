@@ -1,4 +1,5 @@
-"""Workflow tests: Snakemake on the embedded demo up to the type splits, checked against the
+"""Workflow tests: Snakemake on the embedded demo up to the type splits (a copy of the shared demo
+run of tests/conftest.py), checked against the
 generator's ground truth; config validation; re-running after a config edit; the full plan."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_utils import REPO, make_workdir, planned_jobs, snakemake
+from workflow_utils import REPO, copy_workdir, make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -19,9 +20,12 @@ SPLIT_TARGETS = ["results/bulk/splits/types.tsv", "results/bulk/splits/samples.t
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    work = make_workdir(tmp_path_factory.mktemp("demo_bulk"))
-    snakemake(work, *SPLIT_TARGETS)
+def demo_run(demo_run, tmp_path_factory):
+    """A copy of the shared demo run (tests/conftest.py), up to date for the split targets: a test
+    here edits the config and re-runs."""
+    work = copy_workdir(demo_run, tmp_path_factory.mktemp("demo_bulk"))
+    plan = snakemake(work, "-n", *SPLIT_TARGETS)
+    assert planned_jobs(plan.stdout + plan.stderr) == {}, plan.stdout[-2000:]
     return work
 
 

@@ -1,5 +1,6 @@
-"""Workflow test: the demo through CNN pretraining, Siamese training and one-shot evaluation, with
-a config override that keeps training short (the numbers are not the point here; the wiring is)."""
+"""Workflow test: the demo through CNN pretraining, Siamese training and one-shot evaluation (the
+wiring, not the numbers), on the shared demo run (``demo_run`` in ``tests/conftest.py``: the shipped
+config, every target); the expected task counts and validation iterations come from that config."""
 
 from __future__ import annotations
 
@@ -7,29 +8,19 @@ import struct
 
 import pandas as pd
 import pytest
+import yaml
 
 from oncoshot.experiments import load_model
-from workflow_utils import make_workdir, snakemake
+from workflow_utils import REPO
 
 pytestmark = pytest.mark.workflow
 
-FAST = """
-pretrain: {epochs: 3, batch_size: 64, patience: 2}
-siamese: {iterations: 20, val_every: 10, val_tasks: 50}
-evaluation: {n_tasks: 300}
-markers: {max_pairs_per_type: 20, selection: {n_tasks: 300}}
-"""
-TARGETS = ["results/evaluation/oneshot_results.tsv", "results/evaluation/cnn_primary_to_met/accuracy.tsv",
-           "results/markers/enrichment.tsv", "results/markers/primary_vs_metastatic/gnb_accuracy.tsv",
-           "results/markers/tcga19/heatmap.png", "results/markers/met500/heatmap.png"]
+DEMO = yaml.safe_load((REPO / "config/config.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    work = make_workdir(tmp_path_factory.mktemp("demo_oneshot"))
-    (work / "fast.yaml").write_text(FAST)
-    snakemake(work, *TARGETS, "--configfile", "config/config.yaml", "fast.yaml")
-    return work
+def run_dir(demo_run):
+    return demo_run
 
 
 def test_results_table_is_complete_and_consistent(run_dir):
@@ -39,7 +30,7 @@ def test_results_table_is_complete_and_consistent(run_dir):
     assert set(res["method"]) == {"siamese", "nn_euclidean", "nn_pearson", "cnn_cosine", "whitened_cosine"}
     assert set(res["n_way"]) == {6, 8, 10}
     assert len(res) == len(runs) * 5 * 3
-    assert (res["tasks"] == 300).all()
+    assert (res["tasks"] == DEMO["evaluation"]["n_tasks"]).all()
     assert ((res["ci_low"] <= res["accuracy"]) & (res["accuracy"] <= res["ci_high"])).all()
     # the same seed gives the same tasks for every model tested on the same samples:
     # the baselines do not depend on the model, so they must agree across runs exactly
@@ -60,7 +51,8 @@ def test_models_histories_and_figures(run_dir):
         siam = load_model(models / exp / f"siamese_{init}.pt", kind="siamese")
         assert siam["distance"] == "sq" and siam["init"] == init
         hist = pd.read_csv(models / exp / f"siamese_{init}_history.tsv", sep="\t")
-        assert list(hist["iteration"]) == [10, 20]
+        it, every = DEMO["siamese"]["iterations"], DEMO["siamese"]["val_every"]
+        assert list(hist["iteration"]) == sorted(set(range(every, it + 1, every)) | {it})  # and after the last
         assert not (models / exp / f"siamese_{init}.ckpt").exists()  # removed once finished
     ev = run_dir / "results/evaluation"
     for name in ("fig3a_primary", "fig3b_metastatic", "training_curves", "cnn_primary_to_met/confusion"):

@@ -1,9 +1,10 @@
 """Workflow test: the example prediction job (resources/predict_example/) on the demo; a job whose
 gene ids are declared wrongly fails cleanly; rule all asks for the example.
 
-The demo's own training settings are kept: only the tcga19 CNN and Siamese model are trained (about
-20 s on 2 cores), and a shorter training (3 epochs, 20 Siamese iterations) leaves the network at
-chance on these unseen types (7 of 24 right), which would test nothing."""
+Reads the shared demo run (``demo_run`` in ``tests/conftest.py``: the shipped config, every target):
+the demo's own training settings matter here, since a shorter training (3 epochs, 20 Siamese
+iterations) leaves the network at chance on these unseen types (7 of 24 right), which would test
+nothing. The failing job runs in a copy of that run."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 
 from oncoshot.experiments import load_model
-from workflow_utils import REPO, make_workdir, planned_jobs, snakemake
+from workflow_utils import REPO, copy_workdir, make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -31,10 +32,15 @@ HALLMARKS = ["IA", "TPI", "GIM", "SPS", "AID", "ERI", "RCD", "EGS", "DCE", "AIM"
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    work = make_workdir(tmp_path_factory.mktemp("demo_predict"))
+def run_dir(demo_run):
+    return demo_run  # the shared demo run (tests/conftest.py): rule all includes the example job
+
+
+@pytest.fixture
+def extra_dir(demo_run, tmp_path):
+    """A copy of the shared run with the extra (wrongly declared) job configured."""
+    work = copy_workdir(demo_run, tmp_path / "extra")
     (work / "extra.yaml").write_text(EXTRA)
-    snakemake(work, f"{OUT}/predictions.tsv", "--configfile", "config/config.yaml", "extra.yaml")
     return work
 
 
@@ -81,7 +87,10 @@ def test_gene_report_and_hallmarks(run_dir):
     assert "Siamese model genes found" in log and "predicted correctly" in log
 
 
-def test_wrong_gene_ids_fail_cleanly(run_dir):
+def test_wrong_gene_ids_fail_cleanly(extra_dir):
+    run_dir = extra_dir
+    plan = snakemake(run_dir, f"{OUT}/predictions.tsv", "-n", "--configfile", "config/config.yaml", "extra.yaml")
+    assert planned_jobs(plan.stdout + plan.stderr) == {}  # the copied example is up to date
     proc = snakemake(run_dir, "results/predict/wrong_ids/predictions.tsv", "--configfile", "config/config.yaml",
                      "extra.yaml", check=False)
     out = proc.stdout + proc.stderr

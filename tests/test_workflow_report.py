@@ -1,4 +1,5 @@
-"""Workflow test: `snakemake --report` on the whole demo (every target, short training) gathers every
+"""Workflow test: `snakemake --report` on the whole demo (the shared demo run of ``tests/conftest.py``:
+every target, shipped config) gathers every
 figure and the key tables, embedded byte for byte, in one category per stage, with captions that
 render (Jinja + reStructuredText) and state the paper's numbers."""
 
@@ -10,18 +11,13 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
-from workflow_utils import make_workdir, snakemake
+from workflow_utils import REPO, snakemake
 
 pytestmark = pytest.mark.workflow
 
-FAST = """
-pretrain: {epochs: 2, batch_size: 64, patience: 1}
-siamese: {iterations: 10, val_every: 10, val_tasks: 20}
-evaluation: {n_tasks: 100}
-markers: {max_pairs_per_type: 10, selection: {n_tasks: 100}, gnb: {n_folds: 3}}
-hallmark_model: {max_epochs: 8, cv_folds: 2, cv_repeats: 1}
-"""
+DEMO = yaml.safe_load((REPO / "config/config.yaml").read_text())
 BULK, ONESHOT, MARKERS, SC, MODEL, PREDICT = (
     "1. Bulk data", "2. One-shot classification", "3. Marker genes", "4. Single-cell hallmarks",
     "5. Hallmark model", "6. Your samples (one-shot prediction)")
@@ -89,13 +85,10 @@ def decoded(data_uri: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    work = make_workdir(tmp_path_factory.mktemp("demo_report"))
-    (work / "fast.yaml").write_text(FAST)
-    snakemake(work, "--configfile", "config/config.yaml", "fast.yaml", timeout=1200)
+def report(demo_run):
+    work = demo_run  # the report only reads the run's outputs and adds results/report.html
     # exactly as the README says: no --cores (a rule whose threads need the core count would fail)
-    snakemake(work, "--report", "results/report.html", "--configfile", "config/config.yaml", "fast.yaml",
-              cores=None)
+    snakemake(work, "--report", "results/report.html", cores=None)
     path = work / "results/report.html"
     html = path.read_text(encoding="utf-8")
     return dict(work=work, html=html, size=path.stat().st_size, results=embedded_json(html, "results", "results"),
@@ -162,12 +155,13 @@ def test_captions_render_and_compare_with_the_paper(report):
     cap = {p: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", e["caption"])) for p, e in res.items()}
     fig3a = cap["results/evaluation/fig3a_primary.png"]
     assert all(v in fig3a for v in ("89.67", "87.32", "84.59")) and "dashed" in fig3a
-    assert "100 tasks per N" in fig3a  # the config override, rendered through Jinja
+    assert f"{DEMO['evaluation']['n_tasks']} tasks per N" in fig3a  # the config value, rendered through Jinja
     assert "63.46" in cap["results/evaluation/fig3b_metastatic.png"]
     assert "83.33" in cap["results/evaluation/cnn_primary_to_met/confusion.png"]
     assert "82.38" in cap["results/markers/tcga19/forward_selection.png"]
     assert "24 genes" in cap["results/markers/overlap.tsv"]
-    assert "2-fold stratified, repeated 1" in cap["results/hallmarks/cv_auroc.png"]
+    hm = DEMO["hallmark_model"]
+    assert f"{hm['cv_folds']}-fold stratified, repeated {hm['cv_repeats']}" in cap["results/hallmarks/cv_auroc.png"]
     # wildcard-dependent captions name their wildcard value
     assert "tcga19" in cap["results/markers/tcga19/heatmap.png"]
     assert "met500 markers" in cap["results/markers/met500/heatmap.png"]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_utils import REPO, make_workdir, snakemake
+from workflow_utils import REPO
 
 pytestmark = pytest.mark.workflow
 
@@ -20,14 +20,8 @@ STUDIES = ["Data_Demo2020_Breast", "Data_Demo2021_Brain", "Data_Demo2022_Breast"
 
 
 @pytest.fixture(scope="module")
-def sc_run(tmp_path_factory):
-    work = make_workdir(tmp_path_factory.mktemp("demo_sc"))
-    (work / "fast.yaml").write_text("hallmark_model: {cv_folds: 3, cv_repeats: 1}\n")
-    snakemake(work, "results/singlecell/synthetic_bulk_train.h5ad", "results/singlecell/labels/thresholds.tsv",
-              *[f"results/singlecell/qc/{s}_summary.tsv" for s in STUDIES],
-              "results/hallmarks/cv_summary.tsv", "results/hallmarks/heldout_metrics.tsv",
-              "results/hallmarks/bulk_activity.tsv", "--configfile", "config/config.yaml", "fast.yaml")
-    return work
+def sc_run(demo_run):
+    return demo_run  # the shared demo run (tests/conftest.py): shipped config, every target
 
 
 def test_qc_keeps_exactly_the_planted_good_tumour_cells(sc_run):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,18 @@ def make_workdir(tmp: Path) -> Path:
         if not target.exists():
             target.symlink_to(REPO / name)
     return tmp
+
+
+def copy_workdir(src: Path, dst: Path) -> Path:
+    """A new scratch workdir (:func:`make_workdir`) holding a copy of ``src``'s ``results/`` and
+    Snakemake's metadata (modification times kept, so Snakemake sees the copied outputs as up to
+    date): for a test that re-runs, edits or adds to a finished run without touching the shared one."""
+    make_workdir(dst)
+    shutil.copytree(src / "results", dst / "results", symlinks=True, copy_function=shutil.copy2)
+    meta = src / ".snakemake" / "metadata"
+    if meta.is_dir():
+        shutil.copytree(meta, dst / ".snakemake" / "metadata", copy_function=shutil.copy2)
+    return dst
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,

@@ -161,7 +161,7 @@ SC_SIGNATURE_SIZE = 25  # malignant single cells express their type's 25 stronge
 # with the same seed are deterministic.
 WORKFLOW_MEASURED = """
 `snakemake --cores 2` with `config/config.yaml` (pretrain: 30 epochs, batch 32, Adam lr 5e-4,
-patience 10, 15 % held out; siamese: distance sq, 100 iterations of 128 pairs, lr 1e-4, validation
+patience 10, 15 % held out; siamese: distance sq, 80 iterations of 128 pairs, lr 1e-4, validation
 every 20 iterations on 300 10-way tasks, best weights kept; seed 20211; CPU, 2 threads).
 Accuracy on 2,000 N-way one-shot tasks over the test types' test samples (the same tasks for every
 method; tasks never pair two samples of one patient; `results/evaluation/oneshot_results.tsv`).
@@ -191,7 +191,7 @@ TCGA runs: 10 unseen types, 92 test samples of 89 patients (three `-01A`/`-01B` 
 
 Validation accuracy (10-way) peaks early and then falls while the training loss keeps dropping
 (the network starts to memorise the training types): best iteration 40 for tcga19 and tcga14
-(98.0 % / 96.3 %; 75 % / 71 % at iteration 100), 60 for tcga9, 80 for met500 (86.0 %); from
+(98.0 % / 96.3 %; 75 % / 71 % at iteration 100 of a longer run), 60 for tcga9, 80 for met500 (86.0 %); from
 scratch the Siamese net needs 80 iterations to reach 91 %. The best-validation weights are the
 output. The sentences below were measured on the previous demo version (one sample per patient,
 before the MET500 libraries and TCGA vials were added). The 1D-CNN trained on the 10 top shared primary types

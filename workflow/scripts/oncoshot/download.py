@@ -711,3 +711,28 @@ def safe_extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> lis
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def fetch_logged(source: str, dest: str | os.PathLike, log_path: str | os.PathLike, **kwargs) -> Path:
+    """:func:`fetch` with its messages written to ``log_path`` (overwritten) through a logger of its
+    own that does not propagate: for the workflow's download job, which runs inside Snakemake's
+    process (rule ``download``), so Snakemake's own logging must not be touched. A failure is
+    logged and re-raised."""
+    from .runtime import LOG_FORMAT
+
+    logger = logging.getLogger(f"oncoshot.download.job.{os.fspath(dest)}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = logging.FileHandler(log_path, mode="w")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S"))
+    logger.addHandler(handler)
+    try:
+        path = fetch(source, dest, logger=logger, **kwargs)
+        logger.info("wrote %s", path)
+        return path
+    except Exception as exc:
+        logger.error("%s", exc)
+        raise
+    finally:
+        logger.removeHandler(handler)
+        handler.close()

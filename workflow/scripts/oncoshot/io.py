@@ -6,11 +6,12 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
-
-import pandas as pd
+from typing import TYPE_CHECKING, Iterator
 
 from .errors import InputError
+
+if TYPE_CHECKING:  # pandas is imported where it is used: a download job never needs it
+    import pandas as pd
 
 
 def current_umask() -> int:
@@ -78,6 +79,8 @@ def read_tsv(path: str | os.PathLike, required: tuple[str, ...] = (), **kwargs) 
     path = Path(path)
     if not path.exists():
         raise InputError(path, None, "file does not exist")
+    import pandas as pd
+
     df = pd.read_csv(path, sep="\t", **kwargs)
     missing = [c for c in required if c not in df.columns]
     if missing:
