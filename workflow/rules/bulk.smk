@@ -142,6 +142,8 @@ rule split_types:
         min_samples=config["splits"]["min_samples"],
         small_type_policy=config["splits"]["small_type_policy"],
         seed=config["seed"],
+        impossible=config["impossible_requests"],
+        requirements=TEST_TYPE_REQUIREMENTS,
     log:
         f"{LOGS}/bulk/split_types.log",
     benchmark:

@@ -346,3 +346,54 @@ def report_item(path, caption, category, subcategory, **labels):
     return report(
         path, caption=f"../report/{caption}.rst", category=category, subcategory=subcategory, labels=labels
     )
+
+
+# --- Impossible requests (config 'impossible_requests', oncoshot.policy) ----------------------
+# N-way tasks need N test types. The TCGA experiments (splits.training_sets) test on exactly
+# splits.n_test_types types, so asking for more is a contradiction in the config itself: it stops
+# the workflow here, before anything runs (policy error). MET500's test types depend on the data:
+# split_types checks them (TEST_TYPE_REQUIREMENTS), and the rules that draw tasks check again.
+IMPOSSIBLE = config["impossible_requests"]
+
+
+def _test_type_requirements():
+    """experiment → [(config key, test types needed, what needs them)]."""
+    req = {}
+    n_way = config["evaluation"]["n_way"]
+    for name, run in EVAL_RUNS.items():
+        req.setdefault(run["test"], []).append(
+            ["evaluation.n_way", max(n_way), f"{max(n_way)}-way evaluation (run '{name}')"]
+        )
+    trained = {r["model"] for r in EVAL_RUNS.values()} | set(config["markers"]["experiments"])
+    trained |= {job["model"] for job in PREDICT_JOBS.values()}
+    val = config["siamese"]["val_n_way"]
+    for exp in sorted(trained):
+        req.setdefault(exp, []).append(["siamese.val_n_way", val, f"{val}-way Siamese validation of '{exp}'"])
+    sel = config["markers"]["selection"]["n_way"]
+    for exp in config["markers"]["experiments"]:
+        req.setdefault(exp, []).append(
+            ["markers.selection.n_way", sel, f"{sel}-way forward selection of '{exp}'"]
+        )
+    return req
+
+
+TEST_TYPE_REQUIREMENTS = _test_type_requirements()
+
+
+def _check_impossible_requests():
+    if IMPOSSIBLE != "error":
+        return
+    n_test = config["splits"]["n_test_types"]
+    for exp, reqs in TEST_TYPE_REQUIREMENTS.items():
+        if exp not in config["splits"]["training_sets"]:
+            continue  # MET500: known once split_types sees the data
+        for key, needed, what in reqs:
+            if needed > n_test:
+                raise WorkflowError(
+                    f"config key '{key}': {what} needs {needed} test types, but splits.n_test_types "
+                    f"gives experiment '{exp}' {n_test}; lower {key} (or raise splits.n_test_types), "
+                    f"or set impossible_requests: reduce to use {n_test} (recorded in the results)"
+                )
+
+
+_check_impossible_requests()
