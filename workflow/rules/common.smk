@@ -290,9 +290,119 @@ def _check_predict_jobs():
                 f"config key 'predict.{name}.model': '{job['model']}' is not one of the trained "
                 f"Siamese experiments {SIAMESE_EXPERIMENTS}"
             )
+        _check_predict_files(name, job)
+
+
+# Prediction jobs are checked here, at start-up, for everything knowable without the models
+# (files exist, suffixes and headers readable, label-table columns present), so that a bad job
+# fails `snakemake -n` instead of its job after the models are trained. The job itself then
+# checks the data (ids, values, labels present in the matrix, gene coverage).
+_PREDICT_TEXT_SUFFIXES = {".tsv": "\t", ".txt": "\t", ".csv": ","}
+
+
+def _predict_error(key, path, problem):
+    return WorkflowError(f"config key '{key}': {path}: {problem}")
+
+
+def _open_text(path):
+    import gzip
+
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rt", encoding="utf-8", errors="replace") if gz else open(
+        path, encoding="utf-8", errors="replace"
+    )
+
+
+def _header_fields(key, path, sep):
+    import csv
+
+    try:
+        with _open_text(path) as fh:
+            line = fh.readline().lstrip("\ufeff").rstrip("\r\n")
+    except (OSError, EOFError) as exc:
+        raise _predict_error(key, path, f"cannot be read ({exc})")
+    return next(csv.reader([line], delimiter=sep), [])
+
+
+def _check_expression_file(key, spec):
+    path = spec["path"]
+    if not os.path.isfile(path):
+        raise _predict_error(f"{key}.path", path, "file does not exist")
+    name = os.path.basename(path).lower()
+    if name.endswith(".h5ad"):
+        with open(path, "rb") as fh:
+            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
+                raise _predict_error(f"{key}.path", path, "named .h5ad but not an HDF5/AnnData file")
+        return
+    stem = name[:-3] if name.endswith(".gz") else name
+    sep = next((sep for suffix, sep in _PREDICT_TEXT_SUFFIXES.items() if stem.endswith(suffix)), None)
+    if sep is None:
+        raise _predict_error(
+            f"{key}.path", path, "unknown format: expected .h5ad, .tsv, .txt or .csv (text files optionally .gz)"
+        )
+    orientation = spec.get("orientation") or "genes_x_samples"
+    rows, cols = ("gene", "sample") if orientation == "genes_x_samples" else ("sample", "gene")
+    header = _header_fields(f"{key}.path", path, sep)
+    if len(header) < 2:
+        raise _predict_error(
+            f"{key}.orientation", path,
+            f"{orientation}: expected a header line with the {rows}-id column, then one column per {cols} "
+            f"(separator {sep!r}); found {len(header)} field(s)",
+        )
+
+
+def _check_label_table(key, path, columns):
+    if not os.path.isfile(path):
+        raise _predict_error(key, path, "file does not exist")
+    header = [h.strip().strip('"') for h in _header_fields(key, path, "\t")]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise _predict_error(
+            key, path, f"column(s) {missing} not in the header {header[:10]} (tab-separated; "
+            f"predict.<job>.sample_column / type_column name them)",
+        )
+
+
+def _check_predict_files(name, job):
+    key = f"predict.{name}"
+    _check_expression_file(f"{key}.support", job["support"])
+    _check_expression_file(f"{key}.queries", job["queries"])
+    columns = [job["sample_column"], job["type_column"]]
+    _check_label_table(f"{key}.support_labels", job["support_labels"], columns)
+    if job.get("query_labels"):
+        _check_label_table(f"{key}.query_labels", job["query_labels"], columns)
 
 
 _check_predict_jobs()
+# the {job} wildcard: exactly the configured names (an unknown one goes to predict_unknown_job)
+PREDICT_JOB_PATTERN = "|".join(re.escape(name) for name in PREDICT_JOBS) or "NO_JOB"
+
+
+def _check_predict_targets():
+    """`snakemake results/predict/<job>/…` naming no configured job: stop at start-up."""
+    import sys
+
+    # the targets as typed (Snakemake sets its DAG settings only after reading the Snakefile);
+    # the catch-all rule predict_unknown_job covers targets given any other way
+    for target in sys.argv[1:]:
+        m = re.match(r"^(?:\./)?results/predict/([^/]+)/", str(target))
+        if m and m.group(1) not in PREDICT_JOBS:
+            raise WorkflowError(
+                f"unknown prediction job '{m.group(1)}' in the target {target}: results/predict/<job>/ must "
+                f"name a job under the config key 'predict'; configured jobs: {sorted(PREDICT_JOBS) or 'none'}"
+            )
+
+
+_check_predict_targets()
+
+
+def unknown_predict_job(wildcards):
+    """Input function of the catch-all rule predict_unknown_job: an error listing the jobs."""
+    raise WorkflowError(
+        f"unknown prediction job '{wildcards.job}': results/predict/<job>/ must name a job under the "
+        f"config key 'predict'; configured jobs: {sorted(PREDICT_JOBS) or 'none'}"
+    )
 
 
 def predict_inputs(wildcards):
