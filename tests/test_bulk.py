@@ -467,6 +467,28 @@ def test_harmonise_tcga_gene_mismatch(tmp_path):
     assert a.uns["n_genes_dropped_mismatch"] == {"ACC": 1, "LAML": 0}
 
 
+def test_harmonise_tcga_gene_mismatch_names_the_file_that_differs(tmp_path):
+    """Issue 15: a duplicated gene id that replaces another id (ACC: ENSG…05 written as a second
+    ENSG…03) blamed the *other* project's file and suggested on_gene_mismatch='intersect', which no
+    config key set. Now: the file that differs from the others, its duplicates, the real config key."""
+    matrices, pm = _tcga_files(tmp_path)
+    acc_rows = [("ENSG00000000003.16", [0.5, 1.0, 2.0, 3.0]),  # was ENSG00000000005.6
+                ("ENSG00000000003.15", [1.0, 2.0, 3.0, 4.0]),
+                ("ENSG00000182378.14", [5.0, 6.0, 7.0, 8.0]),
+                ("ENSG00000000009.2", [3.0, 5.0, 1.0, 1.0])]
+    matrices["ACC"] = write_matrix(tmp_path / "TCGA-ACC.star_fpkm.tsv.gz", "Ensembl_ID", ACC_SAMPLES, acc_rows, gz=True)
+    uvm_rows = [("ENSG00000000003.15", [1, 2]), ("ENSG00000000005.6", [1, 2]), ("ENSG00000182378.14", [1, 2]),
+                ("ENSG00000000009.2", [1, 2])]
+    matrices["UVM"] = write_matrix(tmp_path / "TCGA-UVM.star_fpkm.tsv.gz", "Ensembl_ID",
+                                   ["TCGA-V4-A9E5-01A", "TCGA-V4-A9E7-01A"], uvm_rows, gz=True)
+    with pytest.warns(bulk.BulkWarning), pytest.raises(InputError) as e:
+        tcga.harmonise_tcga(matrices, pm)
+    assert_names(e, "TCGA-ACC.star_fpkm.tsv.gz: genes: project ACC: 1 gene ids differ from the 2 projects that "
+                 "agree ('LAML', 'UVM')", "0 only in ACC, 1 missing from ACC", "ENSG00000000005",
+                 "1 duplicated gene id(s)", "config key tcga.on_gene_mismatch: intersect")
+    assert "on_gene_mismatch='intersect'" not in str(e.value) and "TCGA-LAML" not in str(e.value)
+
+
 def test_harmonise_tcga_duplicate_barcode_across_projects(tmp_path):
     matrices, pm = _tcga_files(tmp_path, laml_samples=["TCGA-AB-2802-03A", "TCGA-OR-A5J1-01A", "TCGA-AB-2804-11A"])
     with pytest.warns(bulk.BulkWarning), pytest.raises(InputError) as e:

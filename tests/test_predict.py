@@ -339,3 +339,21 @@ def test_example_files_are_reproducible(tmp_path):
     q = load_expression(ExpressionSpec(str(EXAMPLE / "queries.h5ad"), units="fpkm", gene_ids="symbol"))
     assert sup.shape[1] == 12 and q.shape[1] == 27 and sup.index.str.match(r"^ENSG\d{11}$").all()
     assert sum(p.stat().st_size for p in EXAMPLE.iterdir()) < 1_000_000
+
+
+def test_orientation_hint_for_a_transposed_file_with_versioned_ids(tmp_path):
+    """Issue 15: a samples × genes file with versioned Ensembl ids (ENSG….17) declared genes ×
+    samples got no orientation hint (it worked only for unversioned ids)."""
+    wide = _matrix(3, 3).T  # samples × genes
+    wide.columns = [f"{g}.{i % 7 + 1}" for i, g in enumerate(wide.columns)]
+    path = _write_tsv(wide, tmp_path / "wide.tsv", index_name="sample")
+    expr = load_expression(ExpressionSpec(str(path), orientation="genes_x_samples"))
+    with pytest.raises(InputError) as e:
+        align_genes(expr, MODEL_GENES, source=path)
+    msg = str(e.value)
+    assert "wide.tsv: genes: only 0 of the model's 200 genes found" in msg
+    assert "200 of the file's sample ids are model genes: is the orientation right" in msg, msg
+    # declared right, it reads
+    X, rep = align_genes(load_expression(ExpressionSpec(str(path), orientation="samples_x_genes")), MODEL_GENES,
+                         source=path)
+    assert rep["n_found"] == 200 and X.shape == (3, 200)

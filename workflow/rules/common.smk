@@ -507,3 +507,16 @@ def _check_impossible_requests():
 
 
 _check_impossible_requests()
+
+
+# --- Configured sources in error messages (oncoshot.runtime.run) ------------------------------
+def download_sources(*keys):
+    """{cached copy under results/downloads: the path or URL as configured}: rules that read
+    downloads pass it as params.sources, so that an error names both."""
+    return {downloaded(k): DOWNLOADS[k] for k in keys}
+
+
+def study_sources(wildcards):
+    study = STUDIES[wildcards.study]
+    keys = [f"scrna/{study['archive']}"] + ([f"scrna/{study['metadata']}"] if study["metadata"] else [])
+    return download_sources(*keys)
