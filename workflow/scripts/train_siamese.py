@@ -39,6 +39,8 @@ def main(sm, log):
         batch_size=p.batch_size, lr=p.lr, val_every=p.val_every, val_tasks=p.val_tasks,
         val_n_way=val_n_way, seed=p.seed, device=device, checkpoint_path=checkpoint,
         log=log.info, amp_bf16=p.amp_bf16, groups_val=pv,
+        # params changed → Snakemake reruns this rule; a checkpoint of the old settings is set aside
+        stale_checkpoint="set_aside",
     )
     save_model(sm.output.model, kind="siamese", state_dict=result.state,
                genes=list(cohorts["TCGA"].var_names), distance=p.distance, experiment=exp, init=init,
