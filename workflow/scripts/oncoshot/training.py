@@ -6,7 +6,8 @@ CPU, so they can be ``torch.save``-d and loaded anywhere.
 
 Determinism: both loops seed torch / numpy / python (``set_seed``) before building the model and
 draw their batches from a ``torch.Generator`` seeded with the same seed; on the CPU the same
-arguments give bit-identical weights. ``train_siamese`` checkpoints everything that influences
+arguments give bit-identical weights on one machine with one torch thread count (another thread
+count or CPU may round differently: ``benchmarks/reproducibility.py``). ``train_siamese`` checkpoints everything that influences
 the rest of the run (weights, Adam state, every RNG state, iteration, best weights, history) at
 each validation, so a run resumed from its checkpoint ends with exactly the weights of an
 uninterrupted run (on the CPU; CUDA kernels may be non-deterministic).
