@@ -37,6 +37,12 @@ def test_good_job_plans(tmp_path):
     work = make_workdir(tmp_path / "w")
     rc, out = _dry(work, _job(), "results/predict/mine/predictions.tsv")
     assert rc == 0, out[-2000:]
+    assert "predict_unknown_job" not in out  # the catch-all rule never matches a configured job
+    (work / "job.yaml").write_text(_job())
+    proc = snakemake(work, "-n", "results/predict/mine/predictions.tsv", "results/predict/example/hallmarks.tsv",
+                     "--strict-dag-evaluation", "functions", "--configfile", "config/config.yaml", "job.yaml",
+                     check=False)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:]
 
 
 def test_unknown_job_lists_the_configured_jobs(tmp_path):

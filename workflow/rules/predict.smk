@@ -54,7 +54,8 @@ rule predict_unknown_job:
     output:
         f"{RESULTS}/predict/{{job}}/{{file}}",
     wildcard_constraints:
-        job=f"(?!(?:{PREDICT_JOB_PATTERN})$)[^/]+",
+        # not a configured job: the lookahead sees the whole path, so it ends at the next '/'
+        job=f"(?!(?:{PREDICT_JOB_PATTERN})/)[^/]+",
         file="predictions.tsv|hallmarks.tsv|genes_missing.tsv|alignment.tsv|probabilities.png|probabilities.svg",
     localrule: True
     shell:
