@@ -6,6 +6,7 @@ rule that can see them (``split_types``) with one line, no traceback and no outp
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -79,7 +80,23 @@ def test_too_many_test_types_stop_split_types(bulk_dir):
     assert "tcga9: 30 test types requested, 20 used" in log
 
 
+def _stale_checkpoint(path):
+    """A valid Siamese checkpoint of other settings (another gene count, lr, iterations)."""
+    from oncoshot.training import train_siamese
+
+    rng = np.random.default_rng(0)
+    X = rng.gamma(2.0, 1.0, size=(40, 160)).astype(np.float32)
+    y = np.repeat([f"t{i}" for i in range(4)], 10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    train_siamese(X, y, iterations=2, batch_size=8, lr=1e-3, val_every=1, seed=0, device="cpu",
+                  checkpoint_path=path, log=lambda s: None)
+
+
 def test_reduced_n_way_is_written_into_the_results(bulk_dir):
+    # issue 15 item 5: a checkpoint left by a run of other settings is set aside by the rerun
+    ckpt = bulk_dir / "results/models/tcga9/siamese_transfer.ckpt"
+    _stale_checkpoint(ckpt)
+    stale = ckpt.read_bytes()
     (bulk_dir / "reduce.yaml").write_text(SHORT + "impossible_requests: reduce\nevaluation: {n_way: [6, 12], n_tasks: 50}\n"
                                           "siamese: {iterations: 4, val_every: 2, val_tasks: 20, val_n_way: 12}\n")
     snakemake(bulk_dir, "results/evaluation/oneshot/tcga9.tsv", "--configfile", "config/config.yaml", "reduce.yaml")
@@ -89,3 +106,7 @@ def test_reduced_n_way_is_written_into_the_results(bulk_dir):
     assert (hist["val_n_way"] == 10).all() and (hist["val_n_way_requested"] == 12).all()
     log = (bulk_dir / "results/logs/evaluation/oneshot_tcga9.log").read_text()
     assert "config key 'evaluation.n_way': 12 requested but run 'tcga9' has only 10 test types; reduced to 10" in log
+    train_log = (bulk_dir / "results/logs/models/tcga9/train_siamese_transfer.log").read_text()
+    assert f"checkpoint {ckpt.relative_to(bulk_dir)} is stale (n_genes: 160 there" in train_log, train_log[-2000:]
+    assert (bulk_dir / "results/models/tcga9/siamese_transfer.ckpt.stale").read_bytes() == stale
+    assert not ckpt.exists()  # the finished run removed its own checkpoint
