@@ -467,6 +467,28 @@ def test_harmonise_tcga_gene_mismatch(tmp_path):
     assert a.uns["n_genes_dropped_mismatch"] == {"ACC": 1, "LAML": 0}
 
 
+def test_harmonise_tcga_gene_mismatch_names_the_file_that_differs(tmp_path):
+    """Issue 15: a duplicated gene id that replaces another id (ACC: ENSG…05 written as a second
+    ENSG…03) blamed the *other* project's file and suggested on_gene_mismatch='intersect', which no
+    config key set. Now: the file that differs from the others, its duplicates, the real config key."""
+    matrices, pm = _tcga_files(tmp_path)
+    acc_rows = [("ENSG00000000003.16", [0.5, 1.0, 2.0, 3.0]),  # was ENSG00000000005.6
+                ("ENSG00000000003.15", [1.0, 2.0, 3.0, 4.0]),
+                ("ENSG00000182378.14", [5.0, 6.0, 7.0, 8.0]),
+                ("ENSG00000000009.2", [3.0, 5.0, 1.0, 1.0])]
+    matrices["ACC"] = write_matrix(tmp_path / "TCGA-ACC.star_fpkm.tsv.gz", "Ensembl_ID", ACC_SAMPLES, acc_rows, gz=True)
+    uvm_rows = [("ENSG00000000003.15", [1, 2]), ("ENSG00000000005.6", [1, 2]), ("ENSG00000182378.14", [1, 2]),
+                ("ENSG00000000009.2", [1, 2])]
+    matrices["UVM"] = write_matrix(tmp_path / "TCGA-UVM.star_fpkm.tsv.gz", "Ensembl_ID",
+                                   ["TCGA-V4-A9E5-01A", "TCGA-V4-A9E7-01A"], uvm_rows, gz=True)
+    with pytest.warns(bulk.BulkWarning), pytest.raises(InputError) as e:
+        tcga.harmonise_tcga(matrices, pm)
+    assert_names(e, "TCGA-ACC.star_fpkm.tsv.gz: genes: project ACC: 1 gene ids differ from the 2 projects that "
+                 "agree ('LAML', 'UVM')", "0 only in ACC, 1 missing from ACC", "ENSG00000000005",
+                 "1 duplicated gene id(s)", "config key tcga.on_gene_mismatch: intersect")
+    assert "on_gene_mismatch='intersect'" not in str(e.value) and "TCGA-LAML" not in str(e.value)
+
+
 def test_harmonise_tcga_duplicate_barcode_across_projects(tmp_path):
     matrices, pm = _tcga_files(tmp_path, laml_samples=["TCGA-AB-2802-03A", "TCGA-OR-A5J1-01A", "TCGA-AB-2804-11A"])
     with pytest.warns(bulk.BulkWarning), pytest.raises(InputError) as e:
@@ -807,7 +829,11 @@ def test_split_types_structure():
         warnings.simplefilter("error", bulk.BulkWarning)
         types, samples = bulk.split_types(tcga, met, seed=1)
     assert list(types.columns) == ["experiment", "cancer_type", "role", "cohort", "n_train",
-                                   "n_validation", "n_test", "rank"]
+                                   "n_validation", "n_test", "rank", "n_types_requested", "n_types"]
+    t19 = types[types["experiment"] == "tcga19"]
+    assert (t19.loc[t19["role"] == "train", ["n_types_requested", "n_types"]] == [19, 19]).all().all()
+    assert (t19.loc[t19["role"] == "test", ["n_types_requested", "n_types"]] == [10, 10]).all().all()
+    assert types.loc[(types["experiment"] == "met500") & (types["role"] == "test"), "n_types_requested"].isna().all()
     assert list(samples.columns) == ["experiment", "sample_id", "cohort", "cancer_type", "split", "patient"]
     assert types["experiment"].unique().tolist() == ["tcga9", "tcga14", "tcga19", "met500", "cnn_primary_to_met"]
     tr9, tr14, tr19 = (_types(types, e, "train") for e in ("tcga9", "tcga14", "tcga19"))
@@ -914,11 +940,13 @@ def test_split_types_too_few_shared_types():
     shared = SHARED[:12]
     tcga, met = _cohorts(tcga_counts={**{t: 30 for t in ONLY}, **{s: 100 - 4 * i for i, s in enumerate(shared)}},
                          met_counts={s: 10 for s in shared})
+    # impossible_requests: error (default) -- one line naming the config key, never a silent reduction
     with pytest.raises(InputError) as e:
-        bulk.split_types(tcga, met, seed=0, small_type_policy="error")
-    assert_names(e, "shared cancer types", "'tcga14'", "5 shared types requested", "only 2")
+        bulk.split_types(tcga, met, seed=0)
+    assert_names(e, "config key 'splits.training_sets.tcga14'", "5 shared types requested", "only 2",
+                 "impossible_requests: reduce")
     with pytest.warns(bulk.BulkWarning) as rec:
-        types, _ = bulk.split_types(tcga, met, seed=0)
+        types, _ = bulk.split_types(tcga, met, seed=0, impossible="reduce")
     msgs = " | ".join(str(r.message) for r in rec)
     assert "training set 'tcga14': 5 shared types requested but only 2" in msgs
     assert "training set 'tcga19': 10 shared types requested but only 2" in msgs
@@ -926,6 +954,43 @@ def test_split_types_too_few_shared_types():
     assert _types(types, "tcga19", "train") == set(ONLY) | set(shared[:2])
     assert _types(types, "tcga19", "test") == set(shared[2:])
     assert not _types(types, "tcga19", "train") & _types(types, "tcga19", "test")
+    # the reduction is written into the types table
+    t19 = types[(types["experiment"] == "tcga19") & (types["role"] == "train")]
+    assert (t19["n_types_requested"] == len(ONLY) + 10).all() and (t19["n_types"] == len(ONLY) + 2).all()
+
+
+def test_split_types_n_test_types_above_shared_types():
+    """Issue 15: splits.n_test_types: 30 with 20 shared types used to give exit 0, 20 test types and
+    tcga9/14/19 silently the same experiment."""
+    tcga, met = _cohorts()
+    with pytest.raises(InputError) as e:
+        bulk.split_types(tcga, met, seed=0, n_test_types=30)
+    assert_names(e, "config key 'splits.n_test_types'", "only 20 cancer types occur in both cohorts",
+                 "30 test types requested")
+    with pytest.warns(bulk.BulkWarning, match="splits.n_test_types"):
+        types, _ = bulk.split_types(tcga, met, seed=0, n_test_types=30, impossible="reduce")
+    test = types[(types["experiment"] == "tcga9") & (types["role"] == "test")]
+    assert (test["n_types_requested"] == 30).all() and (test["n_types"] == 20).all()
+    assert _types(types, "tcga9", "train") == _types(types, "tcga19", "train") == set(ONLY)
+    with pytest.raises(InputError, match="impossible_requests"):
+        bulk.split_types(tcga, met, seed=0, impossible="silently")
+
+
+def test_split_types_test_type_requirements():
+    """N-way requests above an experiment's test types (known only from the data, e.g. MET500's)
+    stop split_types naming the config key; reduce warns (the consuming rule records it)."""
+    tcga, met = _cohorts()  # met500: 10 training + 10 test types
+    req = {"met500": [("evaluation.n_way", 12, "12-way evaluation (run 'met500')")],
+           "tcga19": [("siamese.val_n_way", 10, "10-way Siamese validation of 'tcga19'")]}
+    with pytest.raises(InputError) as e:
+        bulk.split_types(tcga, met, seed=0, requirements=req)
+    assert_names(e, "config key 'evaluation.n_way'", "12-way evaluation (run 'met500') needs 12 test types",
+                 "experiment 'met500' has 10")
+    with pytest.warns(bulk.BulkWarning, match="evaluation.n_way.*will use 10"):
+        bulk.split_types(tcga, met, seed=0, requirements=req, impossible="reduce")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bulk.BulkWarning)
+        bulk.split_types(tcga, met, seed=0, requirements={"met500": [("evaluation.n_way", 10, "10-way")]})
 
 
 def test_split_types_met500_only_type_warns_and_parameters():

@@ -110,3 +110,17 @@ def test_load_model_refuses_arbitrary_pickles(tmp_path):
         load_model(tmp_path / "junk.pt")
     with pytest.raises(InputError, match="does not exist"):
         load_model(tmp_path / "missing.pt")
+
+
+def test_errors_name_the_configured_source_beside_the_cached_copy():
+    """Issue 15: bulk errors named the results/downloads/… copy, not the path or URL the user
+    configured; oncoshot.runtime.run adds it (params.sources of the rules reading downloads)."""
+    from oncoshot.runtime import name_sources
+
+    sources = {"results/downloads/tcga/TCGA-ACC.star_fpkm.tsv.gz": "https://hub/TCGA-ACC.star_fpkm.tsv.gz",
+               "results/downloads/tcga/probemap.tsv": "results/downloads/tcga/probemap.tsv"}
+    msg = "results/downloads/tcga/TCGA-ACC.star_fpkm.tsv.gz: genes: project ACC: 1 gene ids differ."
+    assert name_sources(msg, sources) == ("results/downloads/tcga/TCGA-ACC.star_fpkm.tsv.gz (configured: "
+                                          "https://hub/TCGA-ACC.star_fpkm.tsv.gz): genes: project ACC: 1 gene ids differ.")
+    assert name_sources("results/downloads/tcga/probemap.tsv: empty", sources) == "results/downloads/tcga/probemap.tsv: empty"
+    assert name_sources(msg, None) == msg

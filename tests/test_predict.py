@@ -371,3 +371,21 @@ def test_predict_job_with_the_whitened_cosine_metric(tmp_path):
         for typ in "ABC":
             expected = p[qi, :5][support_types == typ].mean()
             assert t.loc[q, f"p_{typ}"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_orientation_hint_for_a_transposed_file_with_versioned_ids(tmp_path):
+    """Issue 15: a samples × genes file with versioned Ensembl ids (ENSG….17) declared genes ×
+    samples got no orientation hint (it worked only for unversioned ids)."""
+    wide = _matrix(3, 3).T  # samples × genes
+    wide.columns = [f"{g}.{i % 7 + 1}" for i, g in enumerate(wide.columns)]
+    path = _write_tsv(wide, tmp_path / "wide.tsv", index_name="sample")
+    expr = load_expression(ExpressionSpec(str(path), orientation="genes_x_samples"))
+    with pytest.raises(InputError) as e:
+        align_genes(expr, MODEL_GENES, source=path)
+    msg = str(e.value)
+    assert "wide.tsv: genes: only 0 of the model's 200 genes found" in msg
+    assert "200 of the file's sample ids are model genes: is the orientation right" in msg, msg
+    # declared right, it reads
+    X, rep = align_genes(load_expression(ExpressionSpec(str(path), orientation="samples_x_genes")), MODEL_GENES,
+                         source=path)
+    assert rep["n_found"] == 200 and X.shape == (3, 200)

@@ -227,6 +227,27 @@ def test_resume_after_interruption_is_bit_identical(tiny, uninterrupted, tmp_pat
         train_siamese(X, y, Xv, yv, iterations=50, seed=1, checkpoint_path=ck, log=lines.append, **KW)
 
 
+def test_stale_checkpoint_is_set_aside_when_asked(tiny, uninterrupted, tmp_path):
+    """Issue 15: after a config change the user had to delete a stale checkpoint by hand although
+    Snakemake reruns train_siamese because its params changed; the rule now sets it aside."""
+    X, y, Xv, yv = tiny
+    ck = tmp_path / "siam.ckpt"
+    ck.write_bytes(uninterrupted[1].read_bytes())  # a checkpoint of lr=1e-4
+    lines = []
+    res = train_siamese(X, y, Xv, yv, iterations=20, seed=1, checkpoint_path=ck, log=lines.append,
+                        stale_checkpoint="set_aside", **{**KW, "lr": 1e-5})
+    note = next(line for line in lines if "is stale" in line)
+    assert "lr: 0.0001 there, 1e-05 now" in note and "iteration: 50 there, 'iterations=20' now" in note
+    assert f"set aside as {ck}.stale" in note
+    assert (tmp_path / "siam.ckpt.stale").read_bytes() == uninterrupted[1].read_bytes()
+    assert not any("resumed" in line for line in lines)
+    fresh = train_siamese(X, y, Xv, yv, iterations=20, seed=1, log=lambda s: None, **{**KW, "lr": 1e-5})
+    assert_state_equal(res.state, fresh.state)  # trained from the start with the new settings
+    assert load_checkpoint(ck)["config"]["lr"] == 1e-5
+    with pytest.raises(InputError, match="stale_checkpoint"):
+        train_siamese(X, y, Xv, yv, iterations=20, seed=1, stale_checkpoint="delete", **KW)
+
+
 def test_extending_a_finished_run_equals_a_longer_run(tiny, uninterrupted, tmp_path):
     X, y, Xv, yv = tiny
     ck = tmp_path / "siam.pt"

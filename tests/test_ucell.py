@@ -255,3 +255,30 @@ def test_read_gene_sets(tmp_path):
     dup.write_text("IA,IA\nA,B\n")
     with pytest.raises(InputError, match="duplicated"):
         read_gene_sets(dup)
+
+
+def test_signature_without_any_gene_is_an_error_or_explicit_nan():
+    """Issue 15: a hallmark whose every signature gene is missing from a study was scored 0 for every
+    cell with only a warning; now an error naming the study and hallmark, or (explicit) NaN."""
+    from oncoshot.ucell import signatures_without_genes
+
+    rng = np.random.default_rng(0)
+    X = rng.poisson(2.0, size=(20, 30)).astype(np.float32)
+    genes = [f"G{i}" for i in range(30)]
+    sets = {"IA": ["G1", "G2", "G3"], "AIM": ["NOPE1", "NOPE2"]}
+    scores, missing = ucell_scores(X, genes, sets, max_rank=10)
+    assert (scores["AIM"] == 0).all()  # what UCell itself does: every cell 0
+    with pytest.raises(InputError) as e:
+        signatures_without_genes(scores, missing.copy(), study="Data_X_Breast", source="qc/Data_X_Breast.h5ad")
+    assert_names = str(e.value)
+    for part in ("qc/Data_X_Breast.h5ad", "study 'Data_X_Breast', hallmark 'AIM'", "none of its 2 signature genes",
+                 "NOPE1", "singlecell.ucell.no_signature_genes: nan"):
+        assert part in assert_names, assert_names
+    miss = missing.copy()
+    out = signatures_without_genes(scores, miss, study="Data_X_Breast", policy="nan")
+    assert out["AIM"].isna().all() and not out["IA"].isna().any()
+    assert out["IA"].equals(scores["IA"])
+    assert miss.set_index("signature").loc["AIM", "scored"].startswith("nan")
+    assert miss.set_index("signature").loc["IA", "scored"] == "ucell"
+    with pytest.raises(InputError, match="no_signature_genes"):
+        signatures_without_genes(scores, missing.copy(), study="x", policy="zero")

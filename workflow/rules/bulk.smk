@@ -15,6 +15,10 @@ rule harmonise_tcga:
         primary_codes=config["tcga"]["primary_codes"],
         blood_projects=config["tcga"]["blood_projects"],
         blood_codes=config["tcga"]["blood_codes"],
+        on_gene_mismatch=config["tcga"]["on_gene_mismatch"],
+        sources=download_sources(
+            *[k for k in DOWNLOADS if k.startswith("tcga/")],
+        ),
     log:
         f"{LOGS}/bulk/harmonise_tcga.log",
     benchmark:
@@ -50,6 +54,7 @@ rule harmonise_met500:
         patient_policy=config["met500"]["patient_policy"],
         libraries=config["met500"]["libraries"],
         prefer_library=config["met500"]["prefer_library"],
+        sources=download_sources("met500/expression.tsv.gz", "met500/metadata.tsv", "tcga/probemap.tsv"),
     log:
         f"{LOGS}/bulk/harmonise_met500.log",
     benchmark:
@@ -142,6 +147,8 @@ rule split_types:
         min_samples=config["splits"]["min_samples"],
         small_type_policy=config["splits"]["small_type_policy"],
         seed=config["seed"],
+        impossible=config["impossible_requests"],
+        requirements=TEST_TYPE_REQUIREMENTS,
     log:
         f"{LOGS}/bulk/split_types.log",
     benchmark:

@@ -428,9 +428,119 @@ def _check_predict_jobs():
                 f"config key 'predict.{name}.model': '{job['model']}' is not one of the trained "
                 f"Siamese experiments {SIAMESE_EXPERIMENTS} (skip.predict: <reason> skips such jobs)"
             )
+        _check_predict_files(name, job)
+
+
+# Prediction jobs are checked here, at start-up, for everything knowable without the models
+# (files exist, suffixes and headers readable, label-table columns present), so that a bad job
+# fails `snakemake -n` instead of its job after the models are trained. The job itself then
+# checks the data (ids, values, labels present in the matrix, gene coverage).
+_PREDICT_TEXT_SUFFIXES = {".tsv": "\t", ".txt": "\t", ".csv": ","}
+
+
+def _predict_error(key, path, problem):
+    return WorkflowError(f"config key '{key}': {path}: {problem}")
+
+
+def _open_text(path):
+    import gzip
+
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rt", encoding="utf-8", errors="replace") if gz else open(
+        path, encoding="utf-8", errors="replace"
+    )
+
+
+def _header_fields(key, path, sep):
+    import csv
+
+    try:
+        with _open_text(path) as fh:
+            line = fh.readline().lstrip("\ufeff").rstrip("\r\n")
+    except (OSError, EOFError) as exc:
+        raise _predict_error(key, path, f"cannot be read ({exc})")
+    return next(csv.reader([line], delimiter=sep), [])
+
+
+def _check_expression_file(key, spec):
+    path = spec["path"]
+    if not os.path.isfile(path):
+        raise _predict_error(f"{key}.path", path, "file does not exist")
+    name = os.path.basename(path).lower()
+    if name.endswith(".h5ad"):
+        with open(path, "rb") as fh:
+            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
+                raise _predict_error(f"{key}.path", path, "named .h5ad but not an HDF5/AnnData file")
+        return
+    stem = name[:-3] if name.endswith(".gz") else name
+    sep = next((sep for suffix, sep in _PREDICT_TEXT_SUFFIXES.items() if stem.endswith(suffix)), None)
+    if sep is None:
+        raise _predict_error(
+            f"{key}.path", path, "unknown format: expected .h5ad, .tsv, .txt or .csv (text files optionally .gz)"
+        )
+    orientation = spec.get("orientation") or "genes_x_samples"
+    rows, cols = ("gene", "sample") if orientation == "genes_x_samples" else ("sample", "gene")
+    header = _header_fields(f"{key}.path", path, sep)
+    if len(header) < 2:
+        raise _predict_error(
+            f"{key}.orientation", path,
+            f"{orientation}: expected a header line with the {rows}-id column, then one column per {cols} "
+            f"(separator {sep!r}); found {len(header)} field(s)",
+        )
+
+
+def _check_label_table(key, path, columns):
+    if not os.path.isfile(path):
+        raise _predict_error(key, path, "file does not exist")
+    header = [h.strip().strip('"') for h in _header_fields(key, path, "\t")]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise _predict_error(
+            key, path, f"column(s) {missing} not in the header {header[:10]} (tab-separated; "
+            f"predict.<job>.sample_column / type_column name them)",
+        )
+
+
+def _check_predict_files(name, job):
+    key = f"predict.{name}"
+    _check_expression_file(f"{key}.support", job["support"])
+    _check_expression_file(f"{key}.queries", job["queries"])
+    columns = [job["sample_column"], job["type_column"]]
+    _check_label_table(f"{key}.support_labels", job["support_labels"], columns)
+    if job.get("query_labels"):
+        _check_label_table(f"{key}.query_labels", job["query_labels"], columns)
 
 
 _check_predict_jobs()
+# the {job} wildcard: exactly the configured names (an unknown one goes to predict_unknown_job)
+PREDICT_JOB_PATTERN = "|".join(re.escape(name) for name in PREDICT_JOBS) or "NO_JOB"
+
+
+def _check_predict_targets():
+    """`snakemake results/predict/<job>/…` naming no configured job: stop at start-up."""
+    import sys
+
+    # the targets as typed (Snakemake sets its DAG settings only after reading the Snakefile);
+    # the catch-all rule predict_unknown_job covers targets given any other way
+    for target in sys.argv[1:]:
+        m = re.match(r"^(?:\./)?results/predict/([^/]+)/", str(target))
+        if m and m.group(1) not in PREDICT_JOBS:
+            raise WorkflowError(
+                f"unknown prediction job '{m.group(1)}' in the target {target}: results/predict/<job>/ must "
+                f"name a job under the config key 'predict'; configured jobs: {sorted(PREDICT_JOBS) or 'none'}"
+            )
+
+
+_check_predict_targets()
+
+
+def unknown_predict_job(wildcards):
+    """Input function of the catch-all rule predict_unknown_job: an error listing the jobs."""
+    raise WorkflowError(
+        f"unknown prediction job '{wildcards.job}': results/predict/<job>/ must name a job under the "
+        f"config key 'predict'; configured jobs: {sorted(PREDICT_JOBS) or 'none'}"
+    )
 
 
 def predict_inputs(wildcards):
@@ -484,3 +594,67 @@ def report_item(path, caption, category, subcategory, **labels):
     return report(
         path, caption=f"../report/{caption}.rst", category=category, subcategory=subcategory, labels=labels
     )
+
+
+# --- Impossible requests (config 'impossible_requests', oncoshot.policy) ----------------------
+# N-way tasks need N test types. The TCGA experiments (splits.training_sets) test on exactly
+# splits.n_test_types types, so asking for more is a contradiction in the config itself: it stops
+# the workflow here, before anything runs (policy error). MET500's test types depend on the data:
+# split_types checks them (TEST_TYPE_REQUIREMENTS), and the rules that draw tasks check again.
+IMPOSSIBLE = config["impossible_requests"]
+
+
+def _test_type_requirements():
+    """experiment → [(config key, test types needed, what needs them)]."""
+    req = {}
+    n_way = config["evaluation"]["n_way"]
+    for name, run in EVAL_RUNS.items():
+        req.setdefault(run["test"], []).append(
+            ["evaluation.n_way", max(n_way), f"{max(n_way)}-way evaluation (run '{name}')"]
+        )
+    trained = {r["model"] for r in EVAL_RUNS.values()} | set(config["markers"]["experiments"])
+    trained |= {job["model"] for job in PREDICT_JOBS.values()}
+    val = config["siamese"]["val_n_way"]
+    for exp in sorted(trained):
+        req.setdefault(exp, []).append(["siamese.val_n_way", val, f"{val}-way Siamese validation of '{exp}'"])
+    sel = config["markers"]["selection"]["n_way"]
+    for exp in config["markers"]["experiments"]:
+        req.setdefault(exp, []).append(
+            ["markers.selection.n_way", sel, f"{sel}-way forward selection of '{exp}'"]
+        )
+    return req
+
+
+TEST_TYPE_REQUIREMENTS = _test_type_requirements()
+
+
+def _check_impossible_requests():
+    if IMPOSSIBLE != "error":
+        return
+    n_test = config["splits"]["n_test_types"]
+    for exp, reqs in TEST_TYPE_REQUIREMENTS.items():
+        if exp not in config["splits"]["training_sets"]:
+            continue  # MET500: known once split_types sees the data
+        for key, needed, what in reqs:
+            if needed > n_test:
+                raise WorkflowError(
+                    f"config key '{key}': {what} needs {needed} test types, but splits.n_test_types "
+                    f"gives experiment '{exp}' {n_test}; lower {key} (or raise splits.n_test_types), "
+                    f"or set impossible_requests: reduce to use {n_test} (recorded in the results)"
+                )
+
+
+_check_impossible_requests()
+
+
+# --- Configured sources in error messages (oncoshot.runtime.run) ------------------------------
+def download_sources(*keys):
+    """{cached copy under results/downloads: the path or URL as configured}: rules that read
+    downloads pass it as params.sources, so that an error names both."""
+    return {downloaded(k): DOWNLOADS[k] for k in keys}
+
+
+def study_sources(wildcards):
+    study = STUDIES[wildcards.study]
+    keys = [f"scrna/{study['archive']}"] + ([f"scrna/{study['metadata']}"] if study["metadata"] else [])
+    return download_sources(*keys)

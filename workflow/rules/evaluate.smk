@@ -13,6 +13,7 @@ rule evaluate_oneshot:
         n_way=config["evaluation"]["n_way"],
         n_tasks=config["evaluation"]["n_tasks"],
         batch=config["evaluation"]["batch"],
+        impossible=config["impossible_requests"],
         seed=config["seed"],
     wildcard_constraints:
         run="|".join(EVAL_RUNS),

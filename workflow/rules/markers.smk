@@ -61,6 +61,7 @@ rule forward_selection:
         max_k=config["markers"]["selection"]["max_k"],
         n_way=config["markers"]["selection"]["n_way"],
         n_tasks=config["markers"]["selection"]["n_tasks"],
+        impossible=config["impossible_requests"],
         seed=config["seed"],
     wildcard_constraints:
         experiment="|".join(config["markers"]["experiments"]),

@@ -32,7 +32,7 @@ rule predict_oneshot:
         batch=config["evaluation"]["batch"],
         published_min_coverage=config["hallmarks"]["published"]["min_coverage"],
     wildcard_constraints:
-        job="|".join(PREDICT_JOBS) or "NO_JOB",
+        job=PREDICT_JOB_PATTERN,
     threads: 2
     resources:
         gpu=1,
@@ -44,3 +44,19 @@ rule predict_oneshot:
         "../../envs/oncoshot.yaml"
     script:
         "../scripts/predict_oneshot.py"
+
+
+# `snakemake results/predict/<name>/…` with a name that is no configured job: one error line
+# listing the configured jobs (instead of Snakemake's bare MissingRuleException).
+rule predict_unknown_job:
+    input:
+        unknown_predict_job,
+    output:
+        f"{RESULTS}/predict/{{job}}/{{file}}",
+    wildcard_constraints:
+        # not a configured job: the lookahead sees the whole path, so it ends at the next '/'
+        job=f"(?!(?:{PREDICT_JOB_PATTERN})/)[^/]+",
+        file="predictions.tsv|hallmarks.tsv|genes_missing.tsv|alignment.tsv|probabilities.png|probabilities.svg",
+    localrule: True
+    shell:
+        "exit 1"

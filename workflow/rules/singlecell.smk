@@ -7,6 +7,8 @@ rule extract_study:
         unpack(study_inputs),
     output:
         directory(f"{RESULTS}/singlecell/raw/{{study}}"),
+    params:
+        sources=study_sources,
     log:
         f"{LOGS}/singlecell/extract_{{study}}.log",
     benchmark:
@@ -95,6 +97,9 @@ rule score_hallmarks:
     params:
         max_rank=config["singlecell"]["ucell"]["max_rank"],
         chunk_size=config["singlecell"]["ucell"]["chunk_size"],
+        no_signature_genes=config["singlecell"]["ucell"]["no_signature_genes"],
+        gene_sets_source=config["singlecell"]["gene_sets_url"],
+        sources=download_sources("genesets/hallmark_gene_sets.csv"),
     log:
         f"{LOGS}/singlecell/score_{{study}}.log",
     benchmark:

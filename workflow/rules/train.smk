@@ -54,6 +54,7 @@ rule train_siamese:
         val_n_way=config["siamese"]["val_n_way"],
         amp_bf16=config["amp_bf16"],
         seed=config["seed"],
+        impossible=config["impossible_requests"],
         checkpoint=lambda wc: f"{RESULTS}/models/{wc.experiment}/siamese_{wc.init}.ckpt",
     wildcard_constraints:
         experiment="|".join(SIAMESE_EXPERIMENTS),

@@ -17,6 +17,7 @@ def main(sm, log):
         primary_codes=tuple(sm.params.primary_codes),
         blood_projects=tuple(sm.params.blood_projects),
         blood_codes=tuple(sm.params.blood_codes),
+        on_gene_mismatch=sm.params.on_gene_mismatch,
     )
     log.info("TCGA: %d primary samples × %d genes from %d projects", *adata.shape, len(projects))
     info = adata.uns["patients"]

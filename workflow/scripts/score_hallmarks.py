@@ -2,7 +2,7 @@
 
 from oncoshot.io import read_h5ad, write_tsv
 from oncoshot.runtime import run
-from oncoshot.ucell import read_gene_sets, ucell_scores
+from oncoshot.ucell import read_gene_sets, signatures_without_genes, ucell_scores
 
 
 def main(sm, log):
@@ -10,8 +10,14 @@ def main(sm, log):
     sets = read_gene_sets(sm.input.gene_sets)
     scores, missing = ucell_scores(adata.X, list(adata.var_names), sets, max_rank=sm.params.max_rank,
                                    chunk_size=sm.params.chunk_size, cell_names=list(adata.obs_names))
+    # a hallmark with no signature gene in the study: an error naming both, or (explicitly) NaN
+    scores = signatures_without_genes(scores, missing, study=sm.wildcards.study, policy=sm.params.no_signature_genes,
+                                      source=sm.input.adata, gene_sets=sm.input.gene_sets)
     for row in missing.itertuples():
-        if row.n_missing:
+        if row.n_present == 0:
+            log.warning("%s: none of the %d %s genes is in the study: scores are NaN "
+                        "(singlecell.ucell.no_signature_genes: nan)", sm.wildcards.study, row.n_genes, row.signature)
+        elif row.n_missing:
             log.warning("%s: %d of %d %s genes missing from the study (scored as max_rank): %s",
                         sm.wildcards.study, row.n_missing, row.n_genes, row.signature, row.missing_genes)
     out = scores.copy()

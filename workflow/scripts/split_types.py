@@ -1,6 +1,8 @@
 """Rule split_types: training/test type sets (9/14/19 TCGA, MET500 10/10) and sample splits, made by
 patient; the patient report (samples / libraries in, dropped, merged by patient)."""
 
+import pandas as pd
+
 from oncoshot.bulk import patient_report, split_types
 from oncoshot.io import read_h5ad, write_tsv
 from oncoshot.runtime import run
@@ -18,10 +20,17 @@ def main(sm, log):
         min_samples=sm.params.min_samples,
         small_type_policy=sm.params.small_type_policy,
         seed=sm.params.seed,
+        impossible=sm.params.impossible,
+        requirements={exp: [tuple(r) for r in reqs] for exp, reqs in dict(sm.params.requirements).items()},
     )
     for exp, grp in types.groupby("experiment", sort=False):
         log.info("%s: %d training types, %d test types", exp,
                  (grp["role"] == "train").sum(), (grp["role"] == "test").sum())
+        for role, g in grp.groupby("role", sort=False):
+            req = g["n_types_requested"].iloc[0]
+            if not pd.isna(req) and int(req) != int(g["n_types"].iloc[0]):
+                log.warning("%s: %d %s types requested, %d used (recorded in types.tsv: n_types_requested, "
+                            "n_types)", exp, int(req), role, int(g["n_types"].iloc[0]))
     report = patient_report({"TCGA": tcga, "MET500": met500}, samples)
     for row in report.itertuples(index=False):
         log.info("%s patients (%s): %d samples in, %d non-primary dropped, %d libraries dropped, %d kept of "

@@ -13,6 +13,12 @@ PAPER_TCGA19 = {6: 89.67, 8: 87.32, 10: 84.59}
 def main(sm, log):
     results = pd.concat([read_tsv(f) for f in sm.input.evaluations], ignore_index=True)
     write_tsv(results, sm.output.table)
+    reduced = results[results["n_way"] != results.get("n_way_requested", results["n_way"])]
+    for row in reduced.drop_duplicates(["experiment", "n_way_requested"]).itertuples():
+        log.warning("%s: %d-way requested, evaluated %d-way (impossible_requests: reduce; column "
+                    "n_way_requested)", row.experiment, row.n_way_requested, row.n_way)
+    # a reduced N may repeat a requested one (same tasks, same numbers): plot each N once
+    results = results.drop_duplicates(["experiment", "method", "n_way"])
     primary = [r for r in sm.params.primary_runs if r in set(results["experiment"])]
     metastatic = [r for r in sm.params.metastatic_runs if r in set(results["experiment"])]
     cohort = [r for r in sm.params.cohort_runs if r in set(results["experiment"])]

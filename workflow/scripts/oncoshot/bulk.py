@@ -557,7 +557,8 @@ def merge_labels(adata: ad.AnnData, label_map: Mapping[str, str],
 MET500_EXPERIMENT = "met500"
 CNN_EXPERIMENT = "cnn_primary_to_met"
 
-_TYPE_COLUMNS = ["experiment", "cancer_type", "role", "cohort", "n_train", "n_validation", "n_test", "rank"]
+_TYPE_COLUMNS = ["experiment", "cancer_type", "role", "cohort", "n_train", "n_validation", "n_test", "rank",
+                 "n_types_requested", "n_types"]
 _SAMPLE_COLUMNS = ["experiment", "sample_id", "cohort", "cancer_type", "split", "patient"]
 
 
@@ -621,6 +622,8 @@ def split_types(
     min_samples: int = 2,
     small_type_policy: str = "drop",
     seed: int,
+    impossible: str = "error",
+    requirements: Mapping[str, Sequence[tuple[str, int, str]]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training / test cancer types and sample splits of every experiment (SPEC §1.5).
 
@@ -656,15 +659,27 @@ def split_types(
     experiment (train, validation or test) cannot serve one-shot tasks (a query must come from
     another patient than its support); ``small_type_policy``
     ``"drop"`` removes it from that experiment with a warning naming it and the count,
-    ``"error"`` raises :class:`InputError`. Fewer shared types than requested (the training
-    sets' k plus ``n_test_types``, ``met500_n_train`` plus 2 test types): ``"drop"`` shrinks the
-    request with a warning (test types first keep their number), ``"error"`` raises. An
-    experiment left with fewer than 2 training or 2 test types always raises.
+    ``"error"`` raises :class:`InputError`. An experiment left with fewer than 2 training or 2
+    test types always raises.
+
+    Impossible requests (:mod:`oncoshot.policy`, config key ``impossible_requests``): fewer shared
+    types than requested (the training sets' k plus ``n_test_types``, ``met500_n_train`` plus 2
+    test types) raise an :class:`InputError` naming the config key with ``impossible="error"``
+    (default); ``"reduce"`` shrinks the request with a warning (test types first keep their
+    number) and the types table records it. ``requirements``: experiment → ``(config key, number
+    of test types needed, what needs them)`` (N-way evaluation, Siamese validation, forward
+    selection); an experiment left with fewer test types is the same kind of impossible request.
 
     Returns ``(types, samples)``: types columns ``experiment, cancer_type, role, cohort,
-    n_train, n_validation, n_test, rank`` (rank: shared-type rank, <NA> for TCGA-only types);
-    samples columns ``experiment, sample_id, cohort, cancer_type, split, patient``.
+    n_train, n_validation, n_test, rank, n_types_requested, n_types`` (rank: shared-type rank,
+    <NA> for TCGA-only types; ``n_types_requested``: the number of types of this role the config
+    asked for in this experiment, <NA> where it asks for "all the others" (MET500 test types);
+    ``n_types``: the number it got); samples columns ``experiment, sample_id, cohort,
+    cancer_type, split, patient``.
     """
+    from .policy import check_policy
+
+    check_policy(impossible)
     if training_sets is None:
         training_sets = {"tcga9": 0, "tcga14": 5, "tcga19": 10}
     if small_type_policy not in ("drop", "error"):
@@ -698,34 +713,46 @@ def split_types(
         _warn(f"met500: {len(met_only)} MET500 type(s) absent from TCGA are not used: {_examples(met_only, 20)}")
     S = len(shared)
 
-    def shortfall(what: str) -> None:
-        if small_type_policy == "error":
-            raise InputError(None, "shared cancer types", what)
-        _warn(what + "; reduced (small_type_policy='drop')")
+    def shortfall(key: str, what: str) -> None:
+        if impossible == "error":
+            raise InputError(None, f"config key '{key}'",
+                             f"{what} (shared cancer types); lower {key}, or set impossible_requests: "
+                             "reduce to use what exists (recorded in types.tsv)")
+        _warn(f"config key '{key}': {what}; reduced (impossible_requests: reduce)")
 
     test_n = min(int(n_test_types), S)
     if test_n < int(n_test_types):
-        shortfall(f"only {S} cancer types occur in both cohorts, {n_test_types} test types requested")
+        shortfall("splits.n_test_types",
+                  f"only {S} cancer types occur in both cohorts, {n_test_types} test types requested")
     test_types = shared[S - test_n:]
 
     # plans: experiment → list of (cancer_type, role, cohort frame, mode)
     plans: dict[str, list[tuple[str, str, str, str]]] = {}
+    requested: dict[tuple[str, str], int | None] = {}  # (experiment, role) → types requested
     for name, k in training_sets.items():
         k_eff = min(int(k), S - test_n)
         if k_eff < int(k):
-            shortfall(f"training set {name!r}: {k} shared types requested but only {S - test_n} are not test types")
+            shortfall(f"splits.training_sets.{name}",
+                      f"training set {name!r}: {k} shared types requested but only {S - test_n} are not test types")
+        requested[(name, "train")] = len(tcga_only) + int(k)
+        requested[(name, "test")] = int(n_test_types)
         plan = [(t, "train", "TCGA", "train") for t in tcga_only + shared[:k_eff]]
         plan += [(t, "test", "TCGA", "valtest") for t in test_types]
         plans[name] = plan
     m_train = min(int(met500_n_train), max(S - 2, 0))
     if m_train < int(met500_n_train):
-        shortfall(f"experiment {MET500_EXPERIMENT!r}: {met500_n_train} training types + at least 2 test types "
+        shortfall("splits.met500_n_train",
+                  f"experiment {MET500_EXPERIMENT!r}: {met500_n_train} training types + at least 2 test types "
                   f"requested but only {S} cancer types occur in both cohorts")
+    requested[(MET500_EXPERIMENT, "train")] = int(met500_n_train)
+    requested[(MET500_EXPERIMENT, "test")] = None
     plans[MET500_EXPERIMENT] = ([(t, "train", "MET500", "train") for t in shared[:m_train]]
                                 + [(t, "test", "MET500", "valtest") for t in shared[m_train:]])
     c_n = min(int(met500_n_train), S)
     if c_n < int(met500_n_train):
-        shortfall(f"experiment {CNN_EXPERIMENT!r}: {met500_n_train} types requested but only {S} are shared")
+        shortfall("splits.met500_n_train",
+                  f"experiment {CNN_EXPERIMENT!r}: {met500_n_train} types requested but only {S} are shared")
+    requested[(CNN_EXPERIMENT, "train")] = requested[(CNN_EXPERIMENT, "test")] = int(met500_n_train)
     plans[CNN_EXPERIMENT] = ([(t, "train", "TCGA", "train") for t in shared[:c_n]]
                              + [(t, "test", "MET500", "test") for t in shared[:c_n]])
 
@@ -767,12 +794,23 @@ def split_types(
             raise InputError(None, f"experiment {exp!r}",
                              f"{n_train_types} training and {n_test} test type(s) left after removing small "
                              "types; at least 2 of each are needed")
+        for key, needed, what in (requirements or {}).get(exp, ()):
+            if int(needed) > n_test:
+                msg = (f"{what} needs {needed} test types but experiment {exp!r} has {n_test} "
+                       f"({n_test} of the {S} shared cancer types after the splits)")
+                if impossible == "error":
+                    raise InputError(None, f"config key '{key}'",
+                                     f"{msg}; lower {key}, or set impossible_requests: reduce to use {n_test}")
+                _warn(f"config key '{key}': {msg}; the rule will use {n_test} (impossible_requests: reduce)")
+        n_role = {"train": n_train_types, "test": n_test}
         for t, entries in assigned.items():
             for role, cohort, mode, splits in entries:
+                req = requested.get((exp, role))
                 type_rows.append({
                     "experiment": exp, "cancer_type": t, "role": role, "cohort": cohort,
                     "n_train": len(splits.get("train", [])), "n_validation": len(splits.get("validation", [])),
-                    "n_test": len(splits.get("test", [])), "rank": rank.get(t, pd.NA)})
+                    "n_test": len(splits.get("test", [])), "rank": rank.get(t, pd.NA),
+                    "n_types_requested": pd.NA if req is None else req, "n_types": n_role[role]})
                 for split, ids in splits.items():
                     labels = cohort_label[cohort].reindex(ids).to_numpy()
                     pats = patient_of[cohort].reindex(ids).to_numpy()
@@ -790,6 +828,7 @@ def split_types(
             assert not tr & te, f"internal error: {exp} train and test types overlap: {tr & te}"
     types = pd.DataFrame(type_rows, columns=_TYPE_COLUMNS)
     types["rank"] = types["rank"].astype("Int64")
+    types["n_types_requested"] = types["n_types_requested"].astype("Int64")
     samples = pd.DataFrame(sample_rows, columns=_SAMPLE_COLUMNS)
     return types, samples
 

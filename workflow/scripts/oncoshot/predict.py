@@ -76,7 +76,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .bulk import UNITS, BulkWarning, harmonise_gene_ids, read_sample_table, to_log2_fpkm1
+from .bulk import UNITS, BulkWarning, harmonise_gene_ids, read_sample_table, strip_version, to_log2_fpkm1
 from .tables import check_file as _check_file
 from .tables import examples as _examples
 from .tables import is_gzip as _is_gzip
@@ -344,7 +344,10 @@ def align_genes(expr: pd.DataFrame, model_genes: Sequence[str], *, source: PathL
               "n_extra_ignored": int(expr.shape[0] - len(used)), "missing": missing}
     if coverage < float(min_coverage):
         hint = ""
-        n_cols = int(pd.Index(expr.columns.astype(str)).isin(keys[keys != ""]).sum())
+        cols = expr.columns.astype(str)
+        if gene_ids == "ensembl":  # sample ids that are versioned Ensembl ids: a transposed file
+            cols = strip_version(cols)
+        n_cols = int(pd.Index(cols).isin(keys[keys != ""]).sum())
         if n_cols > n_found:
             hint = (f"; {n_cols} of the file's sample ids are model genes: is the orientation right "
                     "(genes_x_samples / samples_x_genes)?")

@@ -14,6 +14,7 @@ Snakemake then deletes the job's outputs, so no partial output is left behind.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import traceback
@@ -58,13 +59,26 @@ def run(main: Callable[[Any, logging.Logger], None], sm: Any) -> None:
     try:
         main(sm, logger)
     except OncoShotError as exc:
-        logger.error("%s", exc)
-        print(f"ERROR in rule {sm.rule}: {exc}", file=sys.stderr)
+        text = name_sources(str(exc), getattr(sm.params, "sources", None))
+        logger.error("%s", text)
+        print(f"ERROR in rule {sm.rule}: {text}", file=sys.stderr)
         sys.exit(1)
     except Exception:
         logger.error("unexpected failure:\n%s", traceback.format_exc())
         raise
     logger.info("done in %.1f s", time.perf_counter() - start)
+
+
+def name_sources(text: str, sources: dict | None) -> str:
+    """Add the configured source (path or URL as the user wrote it) after every cached copy
+    (``results/downloads/…``) an error message names: ``<copy> (configured: <source>)``."""
+    if not sources:
+        return text
+    pairs = {str(k): str(v) for k, v in dict(sources).items() if v and str(v) != str(k)}
+    if not pairs:
+        return text
+    pattern = re.compile("|".join(re.escape(k) for k in sorted(pairs, key=len, reverse=True)) + r"(?![\w-]|\.\w)")
+    return pattern.sub(lambda m: f"{m.group(0)} (configured: {pairs[m.group(0)]})", text)
 
 
 class Progress:

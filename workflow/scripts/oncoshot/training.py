@@ -6,7 +6,8 @@ CPU, so they can be ``torch.save``-d and loaded anywhere.
 
 Determinism: both loops seed torch / numpy / python (``set_seed``) before building the model and
 draw their batches from a ``torch.Generator`` seeded with the same seed; on the CPU the same
-arguments give bit-identical weights. ``train_siamese`` checkpoints everything that influences
+arguments give bit-identical weights on one machine with one torch thread count (another thread
+count or CPU may round differently: ``benchmarks/reproducibility.py``). ``train_siamese`` checkpoints everything that influences
 the rest of the run (weights, Adam state, every RNG state, iteration, best weights, history) at
 each validation, so a run resumed from its checkpoint ends with exactly the weights of an
 uninterrupted run (on the CPU; CUDA kernels may be non-deterministic).
@@ -317,7 +318,7 @@ def train_siamese(X_train, y_train, X_val=None, y_val=None, *, tower_state: dict
                   val_every: int = 200, val_tasks: int = 1000, val_n_way: int = 10, seed: int = 0,
                   device=None, checkpoint_path=None, log: Callable[[str], None] | None = None,
                   amp_bf16: bool = False, eval_batch: int = 65536, groups_val=None,
-                  head: str = "paper") -> SiameseResult:
+                  head: str = "paper", stale_checkpoint: str = "error") -> SiameseResult:
     """Train CancerSiamese on balanced pair batches (SPEC §2.2).
 
     Each iteration draws ``batch_size`` pairs (half same-type, half different-type; see
@@ -336,7 +337,10 @@ def train_siamese(X_train, y_train, X_val=None, y_val=None, *, tower_state: dict
     of torch / numpy / python / the pair sampler, iteration, best weights, history); if the file
     exists at start, training resumes from it (its recorded settings and data fingerprints must
     match, else :class:`~oncoshot.errors.InputError`, a ``ValueError``), and a finished checkpoint returns its result at once.
-    ``iterations`` may be raised on resume to train longer.
+    ``iterations`` may be raised on resume to train longer. ``stale_checkpoint``: what a checkpoint
+    of other settings or data (or beyond ``iterations``) gets: ``"error"`` (default) as above, or
+    ``"set_aside"``: renamed to ``<checkpoint>.stale`` with a log line, and training starts afresh
+    (the workflow's choice: Snakemake reruns ``train_siamese`` exactly because its params changed).
 
     ``head``: ``paper`` (SPEC §2.2) or ``monotone`` (:class:`~oncoshot.models.MonotoneHead`).
 
@@ -406,16 +410,27 @@ def train_siamese(X_train, y_train, X_val=None, y_val=None, *, tower_state: dict
     ck_path = Path(checkpoint_path) if checkpoint_path is not None else None
     resumed = False
 
+    if stale_checkpoint not in ("error", "set_aside"):
+        raise InputError(None, "stale_checkpoint", f"unknown value {stale_checkpoint!r}; expected 'error' or 'set_aside'")
+    if ck_path is not None and ck_path.exists():
+        ck = load_checkpoint(ck_path)
+        stale = [(k, ck["config"].get(k), v) for k, v in config.items() if ck["config"].get(k) != v]
+        if ck["iteration"] > iterations:
+            stale.append(("iteration", ck["iteration"], f"iterations={iterations}"))
+        if stale and stale_checkpoint == "set_aside":
+            aside = ck_path.with_name(ck_path.name + ".stale")
+            os.replace(ck_path, aside)
+            log(f"siamese: checkpoint {ck_path} is stale ({'; '.join(f'{k}: {old!r} there, {new!r} now' for k, old, new in stale)}); "
+                f"set aside as {aside} and training from the start")
+        elif stale:
+            k, old, new = stale[0]
+            if k == "iteration":
+                raise InputError(ck_path, "iteration",
+                                 f"checkpoint is at iteration {ck['iteration']} > iterations={iterations}")
+            raise InputError(ck_path, k, f"checkpoint setting {k!r} is {old!r}, "
+                             f"this run has {new!r}; delete the checkpoint to start afresh")
     if ck_path is not None and ck_path.exists():
         resumed = True
-        ck = load_checkpoint(ck_path)
-        for k, v in config.items():
-            if ck["config"].get(k) != v:
-                raise InputError(ck_path, k, f"checkpoint setting {k!r} is {ck['config'].get(k)!r}, "
-                                 f"this run has {v!r}; delete the checkpoint to start afresh")
-        if ck["iteration"] > iterations:
-            raise InputError(ck_path, "iteration",
-                             f"checkpoint is at iteration {ck['iteration']} > iterations={iterations}")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         _rng_restore(ck["rng"], sampler, device)

@@ -473,3 +473,37 @@ def ucell_scores(
         report, columns=["signature", "n_genes", "n_present", "n_missing", "missing_genes"]
     )
     return scores_df, missing_df
+
+
+#: ``singlecell.ucell.no_signature_genes``: what a signature none of whose genes a study measured
+#: gets (UCell would score every cell 0, which reads as "no activity").
+NO_SIGNATURE_GENE_POLICIES = ("error", "nan")
+
+
+def signatures_without_genes(scores: pd.DataFrame, missing: pd.DataFrame, *, study: str, policy: str = "error",
+                             source: str | None = None, gene_sets: str | None = None) -> pd.DataFrame:
+    """Apply the ``no_signature_genes`` policy to the output of :func:`ucell_scores`.
+
+    A signature with no gene present in the study (``n_present == 0``): ``"error"`` raises an
+    :class:`InputError` naming the study and the signature; ``"nan"`` sets its scores to NaN
+    (never 0; downstream, NaN cells are unlabelled for that hallmark). ``missing`` gains a column
+    ``scored`` (``ucell`` or ``nan: no signature gene in the study``). Returns the scores."""
+    if policy not in NO_SIGNATURE_GENE_POLICIES:
+        raise InputError(None, "config key 'singlecell.ucell.no_signature_genes'",
+                         f"unknown value {policy!r}; expected one of {list(NO_SIGNATURE_GENE_POLICIES)}")
+    empty = missing.loc[missing["n_present"] == 0, "signature"].tolist()
+    missing["scored"] = ["nan: no signature gene in the study" if s in empty else "ucell"
+                         for s in missing["signature"]]
+    if not empty:
+        return scores
+    row = missing.set_index("signature").loc[empty[0]]
+    if policy == "error":
+        genes = str(row["missing_genes"]).split(",")
+        raise InputError(source, f"study {study!r}, hallmark {empty[0]!r}",
+                         f"none of its {int(row['n_genes'])} signature genes (e.g. {', '.join(genes[:5])}) is "
+                         f"among the study's genes{f' (gene sets: {gene_sets})' if gene_sets else ''}, so every cell "
+                         "would score 0; check the gene symbols, or set singlecell.ucell.no_signature_genes: nan "
+                         f"to report NaN{f' (also: {empty[1:]})' if len(empty) > 1 else ''}")
+    scores = scores.copy()
+    scores[empty] = np.nan
+    return scores

@@ -267,18 +267,29 @@ def harmonise_tcga(
         codes_by_project[project] = [c for c, k in zip(codes, keep) if k]
 
     projects = list(frames)
-    ref = projects[0]
-    ref_ids = set(frames[ref].index)
+    id_sets = {p: frozenset(frames[p].index) for p in projects}
+    # the reference gene set is the one most projects share (ties: the first project's), so that the
+    # error names the file that differs, not whichever project happens to come first
+    counts: dict[frozenset, int] = {}
+    for p in projects:
+        counts[id_sets[p]] = counts.get(id_sets[p], 0) + 1
+    ref_ids = max(counts, key=lambda ids: (counts[ids], ids == id_sets[projects[0]]))
+    ref = next(p for p in projects if id_sets[p] == ref_ids)
     common = set(ref_ids)
-    for p in projects[1:]:
-        ids = set(frames[p].index)
+    for p in projects:
+        ids = id_sets[p]
         if ids != ref_ids:
             only_p, only_ref = len(ids - ref_ids), len(ref_ids - ids)
             if on_gene_mismatch == "error":
+                shared_by = (f"the {counts[ref_ids]} projects that agree ({examples([q for q in projects if id_sets[q] == ref_ids], 5)})"
+                             if counts[ref_ids] > 1 else f"project {ref} ({matrices[ref]}; with two projects either may be the odd one)")
+                dup = (f"; this file had {n_dup[p]} duplicated gene id(s) after removing versions (averaged): "
+                       "a duplicated id that replaced another id looks like this" if n_dup[p] else "")
                 raise InputError(matrices[p], "genes",
-                                 f"project {p}: {only_p + only_ref} gene ids differ from project {ref} "
-                                 f"({only_p} only in {p}, {only_ref} only in {ref}); "
-                                 "use on_gene_mismatch='intersect' to keep the shared ids")
+                                 f"project {p}: {only_p + only_ref} gene ids differ from {shared_by} "
+                                 f"({only_p} only in {p}, {only_ref} missing from {p}, e.g. "
+                                 f"{examples(sorted(ids ^ ref_ids), 3)}){dup}; fix the file, or set the config "
+                                 "key tcga.on_gene_mismatch: intersect to keep the ids shared by every project")
         common &= ids
     if not common:
         raise InputError(None, "genes", f"no gene id shared by all TCGA projects ({', '.join(projects)})")
