@@ -101,7 +101,7 @@ def test_tiny_cohort_end_to_end(tmp_path):
     for step, reason in SKIPS.items():  # every skip printed at start-up with its reason
         assert f"skipped skip.{step}: {reason}" in out
     assert planned_jobs(out) == {"harmonise_cohort": 1, "split_cohort": 1, "skipped_steps": 1, "pretrain_cnn": 1,
-                                 "train_siamese": 1, "evaluate_oneshot": 1, "summarise_oneshot": 1,
+                                 "train_siamese": 1, "fit_metric": 1, "evaluate_oneshot": 1, "summarise_oneshot": 1,
                                  "download": 1, "predict_oneshot": 1}
     res = work / "results"
     assert not (res / "bulk" / "labelled").exists()  # the built-in branch did not run
@@ -192,7 +192,7 @@ def test_gdsc_config_dry_run(tmp_path, real_dir):
     proc = snakemake(work, "-n", "--configfile", "config/gdsc.yaml")
     out = proc.stdout + proc.stderr
     assert planned_jobs(out) == {"harmonise_cohort": 1, "split_cohort": 1, "skipped_steps": 1, "pretrain_cnn": 1,
-                                 "train_siamese": 1, "evaluate_oneshot": 1, "summarise_oneshot": 1,
+                                 "train_siamese": 1, "fit_metric": 1, "evaluate_oneshot": 1, "summarise_oneshot": 1,
                                  "marker_scores": 1, "forward_selection": 1, "marker_figures": 1, "all": 1}
     for step in ("skip.met500", "skip.cnn_primary_to_met", "skip.marker_comparison", "skip.singlecell",
                  "skip.predict", "cohorts.gdsc.gene_filter"):

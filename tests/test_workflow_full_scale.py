@@ -67,6 +67,7 @@ def test_full_config_plans_the_whole_real_run(full_plan):
         "download": 33 * 2 + 1 + 2 + len(studies) + n_meta + 1 + 1,
         "harmonise_tcga": 1, "harmonise_met500": 1, "filter_genes": 1, "merge_labels": 2, "split_types": 1,
         "pretrain_cnn": 5, "train_siamese": 5, "evaluate_cnn_transfer": 1, "evaluate_oneshot": n_runs,
+        "fit_metric": len({r["model"] for r in runs}),  # metric.enabled: one per model experiment
         "summarise_oneshot": 1, "marker_scores": 2, "forward_selection": 2, "marker_figures": 2,
         "primary_vs_metastatic": 1, "marker_enrichment": 1,
         "extract_study": len(studies), "read_study": len(studies), "qc_cells": len(studies),

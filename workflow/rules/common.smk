@@ -536,7 +536,7 @@ _check_predict_targets()
 
 
 def unknown_predict_job(wildcards):
-    """Input function of the catch-all rule predict_unknown_job: an error listing the jobs."""
+    """Input function of the catch-all predict_unknown_job (an error listing the configured jobs)."""
     raise WorkflowError(
         f"unknown prediction job '{wildcards.job}': results/predict/<job>/ must name a job under the "
         f"config key 'predict'; configured jobs: {sorted(PREDICT_JOBS) or 'none'}"

@@ -57,6 +57,10 @@ rule predict_unknown_job:
         # not a configured job: the lookahead sees the whole path, so it ends at the next '/'
         job=f"(?!(?:{PREDICT_JOB_PATTERN})/)[^/]+",
         file="predictions.tsv|hallmarks.tsv|genes_missing.tsv|alignment.tsv|probabilities.png|probabilities.svg",
+    log:
+        f"{LOGS}/predict/unknown_{{job}}_{{file}}.log",
     localrule: True
+    conda:
+        "../../envs/oncoshot.yaml"
     shell:
         "exit 1"
