@@ -58,6 +58,7 @@ from oncoshot.metric import fit_whitened_cosine  # noqa: E402
 from oncoshot.models import CNNClassifier  # noqa: E402
 from oncoshot.oneshot import (accuracy_with_wilson, correct, make_tasks, nn_cosine, nn_euclidean,  # noqa: E402
                               nn_pearson, score_tasks)
+from oncoshot.sources.gdsc import read_gdsc  # noqa: E402
 from oncoshot.training import make_siamese, pick_device, pretrain_cnn, train_siamese  # noqa: E402
 
 N_WAYS = (6, 8, 10)
@@ -67,20 +68,6 @@ T0 = time.perf_counter()
 
 def say(msg: str) -> None:
     print(f"[{time.perf_counter() - T0:7.1f} s] {msg}", flush=True)
-
-
-def load_gdsc(real: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``(X [lines, genes] float32, labels, genes)`` as described in the module docstring."""
-    d = real / "gdsc_celllines"
-    X = pd.read_csv(d / "GDSC_EXP.genes_x_samples.tsv.gz", sep="\t", index_col=0)
-    ann = pd.read_csv(d / "GDSC_EXP.gene_annotation.tsv", sep="\t")
-    unmeasured = set(ann.loc[ann["constant_fill_not_measured"].astype(str).str.upper() == "TRUE", "gene_symbol"])
-    X = X.loc[[g not in unmeasured for g in X.index]]
-    st = pd.read_csv(d / "GDSC_EXP.sample_types.tsv", sep="\t", keep_default_na=False).set_index("sample_id")
-    st = st[~st["tcga_label"].isin(["", "NA", "UNABLE TO CLASSIFY"])]
-    counts = st["tcga_label"].value_counts()
-    st = st[st["tcga_label"].isin(counts[counts >= 8].index)]
-    return X[st.index].T.to_numpy(np.float32), st["tcga_label"].to_numpy().astype(str), list(X.index)
 
 
 def make_split(y: np.ndarray, name: str, seed: int | None, halves_seed: int) -> dict:
@@ -126,7 +113,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
 
-    X, y, genes = load_gdsc(Path(args.real))
+    X, y, genes = read_gdsc(Path(args.real) / "gdsc_celllines")
     say(f"GDSC: {X.shape[0]} lines × {X.shape[1]} genes, {len(set(y))} types; device {device}, "
         f"{args.threads} torch thread(s)")
     splits = [make_split(y, "paper", None, args.halves_seed)]

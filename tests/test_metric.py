@@ -145,18 +145,13 @@ def test_learned_on_training_types_it_transfers_to_unseen_types():
 
 # --- real data: GDSC cell lines, unseen types ----------------------------------------------------
 def _gdsc(real_dir):
+    from oncoshot.sources.gdsc import read_gdsc
+
     d = real_dir / "gdsc_celllines"
     if not d.is_dir():
         pytest.skip(f"{d} not present")
-    X = pd.read_csv(d / "GDSC_EXP.genes_x_samples.tsv.gz", sep="\t", index_col=0)
-    ann = pd.read_csv(d / "GDSC_EXP.gene_annotation.tsv", sep="\t")
-    unmeasured = set(ann.loc[ann["constant_fill_not_measured"].astype(str).str.upper() == "TRUE", "gene_symbol"])
-    X = X.loc[[g not in unmeasured for g in X.index]]
-    st = pd.read_csv(d / "GDSC_EXP.sample_types.tsv", sep="\t", keep_default_na=False).set_index("sample_id")
-    st = st[~st["tcga_label"].isin(["", "NA", "UNABLE TO CLASSIFY"])]
-    counts = st["tcga_label"].value_counts()
-    st = st[st["tcga_label"].isin(counts[counts >= 8].index)]
-    return X[st.index].T.to_numpy(np.float32), st["tcga_label"].to_numpy(), counts[counts >= 8]
+    X, y, _ = read_gdsc(d)
+    return X, y, pd.Series(y).value_counts()
 
 
 def test_gdsc_unseen_types_whitened_cosine_beats_correlation_1nn(real_dir):
