@@ -66,7 +66,7 @@ def runs(cluster, demo_run, tmp_path_factory):
     for work in (slurm, local):
         (work / "fast.yaml").write_text(FAST)
     proc = snakemake(slurm, *TARGETS, "--configfile", "config/config.yaml", "fast.yaml",
-                     "--profile", "profiles/slurm", *ONE_NODE, cores=None, timeout=1200)
+                     "--profile", "profiles/slurm", *ONE_NODE, cores=None, timeout=1200, slurm=True)
     plan = snakemake(local, *TARGETS, "-n", "--configfile", "config/config.yaml", "fast.yaml")
     assert planned_jobs(plan.stdout + plan.stderr) == {"pretrain_cnn": 1}, plan.stdout[-2000:]
     snakemake(local, *TARGETS, "--configfile", "config/config.yaml", "fast.yaml")

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from oncoshot.runtime import local_snakemake_env
+
 REPO = Path(__file__).resolve().parents[1]
 LINKED = ("Snakefile", "workflow", "config", "resources", "profiles")
 
@@ -35,12 +37,17 @@ def copy_workdir(src: Path, dst: Path) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
-              cores: str | None = "2") -> subprocess.CompletedProcess:
+              cores: str | None = "2", slurm: bool = False) -> subprocess.CompletedProcess:
     """Run ``python -m snakemake`` in ``workdir`` (with ``--cores`` unless ``cores`` is None, as a
-    user would type ``snakemake --report``); return the completed process (text)."""
+    user would type ``snakemake --report``); return the completed process (text).
+
+    ``slurm=False`` (local runs): :func:`oncoshot.runtime.local_snakemake_env`, so that Snakemake's
+    start-up does not wait for a SLURM controller that is not running."""
     cores_args = ["--cores", cores] if cores else []
     cmd = [sys.executable, "-m", "snakemake", *cores_args, "--nocolor", *args]
     env = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1")
+    if not slurm:
+        env = local_snakemake_env(env)
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(

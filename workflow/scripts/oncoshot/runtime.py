@@ -14,10 +14,13 @@ Snakemake then deletes the job's outputs, so no partial output is left behind.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
 import sys
 import time
 import traceback
+from pathlib import Path
 import warnings
 from typing import Any, Callable
 
@@ -111,3 +114,32 @@ def format_duration(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h:d}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
+
+
+NO_CONTROLLER_SLURM_CONF = ("# written by oncoshot.runtime.local_snakemake_env: no SLURM controller\n"
+                            "ClusterName=none\nSlurmctldHost=localhost\nSlurmctldPort=1\nMessageTimeout=1\n")
+
+
+def local_snakemake_env(env: dict[str, str] | None = None, folder: str | os.PathLike | None = None) -> dict[str, str]:
+    """The environment for a *local* ``snakemake`` run started by a test or a benchmark.
+
+    Every Snakemake start imports the SLURM executor plugin, which (2.8.0) runs ``scontrol show
+    config`` to choose its default status command whenever ``sinfo`` is on the PATH. Where the
+    SLURM client is installed but no controller runs (a machine that ran the SLURM test; CI after
+    ``tests/slurm/localcluster.sh install``), that call waits for SLURM's ``MessageTimeout``: 9 s
+    with a slurm.conf, about 60 s without one, in *every* start, dry runs included. A local run
+    never talks to SLURM, so ``SLURM_CONF`` is pointed at a configuration whose controller refuses
+    at once (localhost port 1, 1 s timeout), written to ``folder`` (default: a per-user folder in
+    the temporary directory). Without a SLURM client the environment is returned unchanged."""
+    env = dict(os.environ if env is None else env)
+    if shutil.which("sinfo", path=env.get("PATH")) is None:
+        return env
+    folder = Path(folder) if folder is not None else Path(env.get("TMPDIR", "/tmp")) / f"oncoshot-{os.getuid()}"
+    path = folder / "no-controller-slurm.conf"
+    if not path.is_file() or path.read_text() != NO_CONTROLLER_SLURM_CONF:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(NO_CONTROLLER_SLURM_CONF)
+        tmp.replace(path)
+    env["SLURM_CONF"] = str(path)
+    return env
