@@ -17,7 +17,7 @@ rule evaluate_oneshot:
         seed=config["seed"],
     wildcard_constraints:
         run="|".join(EVAL_RUNS),
-    threads: 2
+    threads: config["resources"]["torch_threads"]
     resources:
         gpu=1,
     log:

@@ -101,7 +101,7 @@ rule train_hallmark_model:
     params:
         **HALLMARK_TRAIN_PARAMS,
         seed=config["seed"],
-    threads: 2
+    threads: config["resources"]["torch_threads"]
     resources:
         gpu=1,
     log:
@@ -139,7 +139,7 @@ rule cv_hallmark_model:
         n_splits=config["hallmark_model"]["cv_folds"],
         n_repeats=config["hallmark_model"]["cv_repeats"],
         seed=config["seed"],
-    threads: 2
+    threads: config["resources"]["torch_threads"]
     resources:
         gpu=1,
     log:
@@ -216,7 +216,7 @@ rule bulk_hallmark_activity:
         drop_labels=config["bulk"]["drop_labels"],
         scorers=HALLMARK_SCORERS,
         published_min_coverage=config["hallmarks"]["published"]["min_coverage"],
-    threads: 2
+    threads: config["resources"]["torch_threads"]
     resources:
         gpu=1,
     log:

@@ -16,7 +16,7 @@ rule marker_scores:
         seed=config["seed"],
     wildcard_constraints:
         experiment="|".join(config["markers"]["experiments"]),
-    threads: 2
+    threads: config["resources"]["torch_threads"]
     resources:
         gpu=1,
     log:

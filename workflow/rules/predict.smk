@@ -33,7 +33,7 @@ rule predict_oneshot:
         published_min_coverage=config["hallmarks"]["published"]["min_coverage"],
     wildcard_constraints:
         job=PREDICT_JOB_PATTERN,
-    threads: 2
+    threads: config["resources"]["torch_threads"]
     resources:
         gpu=1,
     log:

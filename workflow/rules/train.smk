@@ -24,7 +24,7 @@ rule pretrain_cnn:
         seed=config["seed"],
     wildcard_constraints:
         experiment="|".join(PRETRAIN_EXPERIMENTS),
-    threads: 2
+    threads: config["resources"]["torch_threads"]
     resources:
         gpu=1,
     log:
@@ -59,7 +59,7 @@ rule train_siamese:
     wildcard_constraints:
         experiment="|".join(SIAMESE_EXPERIMENTS),
         init="transfer|scratch",
-    threads: 2
+    threads: config["resources"]["torch_threads"]
     resources:
         gpu=1,
     log:
@@ -84,7 +84,7 @@ rule fit_metric:
         seed=config["seed"],
     wildcard_constraints:
         experiment="|".join(SIAMESE_EXPERIMENTS),
-    threads: 2
+    threads: config["resources"]["torch_threads"]
     log:
         f"{LOGS}/models/{{experiment}}/fit_metric.log",
     benchmark:
