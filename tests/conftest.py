@@ -12,6 +12,17 @@ REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "real"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Groups for ``pytest -n N --dist loadgroup`` (pyproject.toml): every test that reads the
+    shared demo run (the session fixture ``demo_run``) goes to one worker, which runs the demo once;
+    every other test stays with the rest of its module, so a module's fixtures are built once."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            group = "demo_run" if "demo_run" in getattr(item, "fixturenames", ()) else item.module.__name__
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from oncoshot.errors import InputError
 from oncoshot.models import (CNNClassifier, CNNTower, SameConv1d, SiameseNet, pair_distance, same_padding,
                              tower_output_length, tower_state_from)
 
@@ -214,3 +215,23 @@ def test_monotone_head_round_trips_through_a_model_file(tmp_path):
     torch.testing.assert_close(loaded(x[:2], x[2:]), m(x[:2], x[2:]))
     with pytest.raises(Exception, match="unknown head"):
         SiameseNet(300, head="cosine")
+
+
+@pytest.mark.parametrize("head", ["paper", "monotone"])
+def test_logits_of_rows_matches_logits_on_gathered_pairs(head):
+    """Training embeds each distinct sample once (SiameseNet.logits_of_rows): the logits and every
+    parameter gradient must be those of the plain pair forward on the gathered rows."""
+    torch.manual_seed(0)
+    X = torch.randn(12, 300)
+    ia = torch.tensor([0, 1, 1, 5, 7, 7, 2, 11])  # repeats within and across the two sides
+    ib = torch.tensor([3, 1, 4, 5, 0, 9, 2, 7])
+    net = SiameseNet(300, head=head).eval()  # eval: the head's dropout off, so both passes compare
+    z_ref = net.logits(X[ia], X[ib])
+    grads_ref = torch.autograd.grad(z_ref.square().sum(), list(net.parameters()))
+    z = net.logits_of_rows(X, ia, ib)
+    grads = torch.autograd.grad(z.square().sum(), list(net.parameters()))
+    torch.testing.assert_close(z, z_ref, rtol=1e-5, atol=1e-6)
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-6)
+    with pytest.raises(InputError, match="pair indices"):
+        net.logits_of_rows(X, ia, ib[:-1])

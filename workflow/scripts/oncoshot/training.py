@@ -476,9 +476,9 @@ def train_siamese(X_train, y_train, X_val=None, y_val=None, *, tower_state: dict
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     n_loss = 0
     for it in range(start_it + 1, iterations + 1):
-        xa, xb, target = sampler.sample_tensors(batch_size)
+        ia, ib, target = sampler.sample(batch_size)
         with _autocast(device, amp_bf16):
-            z = model.logits(xa, xb)
+            z = model.logits_of_rows(sampler.X, ia, ib)  # each distinct sample through the tower once
         loss = loss_fn(z.float(), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
