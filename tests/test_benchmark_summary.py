@@ -32,6 +32,7 @@ rule download:
 Finished jobid: 58 (Rule: download)
 localrule merge_labels:
     input: x
+    log: results/logs/bulk/merge_labels_tcga.log
     benchmark: results/benchmarks/bulk/merge_labels_tcga.tsv
 [Sat Nov 21 08:06:38 2026]
 rule all:
@@ -47,10 +48,14 @@ def _bench(path, s, rss):
 
 def test_rule_times_from_reported_benchmark_files(tmp_path):
     assert run_all.benchmark_files(OUTPUT) == {
-        "results/benchmarks/download/tcga/a.tsv.gz.tsv": "download",
-        "results/benchmarks/download/tcga/b.tsv.gz.tsv": "download",
-        "results/benchmarks/bulk/merge_labels_tcga.tsv": "merge_labels",
+        "results/benchmarks/download/tcga/a.tsv.gz.tsv": ("download", "results/logs/download/tcga/a.tsv.gz.log"),
+        "results/benchmarks/download/tcga/b.tsv.gz.tsv": ("download", None),
+        "results/benchmarks/bulk/merge_labels_tcga.tsv": ("merge_labels", "results/logs/bulk/merge_labels_tcga.log"),
     }
+    # the script's own time, as oncoshot.runtime.run logs it (the last 'done in' counts)
+    log = tmp_path / "results/logs/bulk/merge_labels_tcga.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("08:06:38 INFO oncoshot.merge_labels: done in 9.9 s\n08:06:39 INFO oncoshot.merge_labels: done in 5.5 s\n")
     _bench(tmp_path / "results/benchmarks/download/tcga/a.tsv.gz.tsv", 1.5, 10)
     _bench(tmp_path / "results/benchmarks/download/tcga/b.tsv.gz.tsv", 2.25, 30)
     _bench(tmp_path / "results/benchmarks/bulk/merge_labels_tcga.tsv", 7.0, "NA")
@@ -63,6 +68,9 @@ def test_rule_times_from_reported_benchmark_files(tmp_path):
     assert table.loc["download", "longest_s"] == pytest.approx(2.25)
     assert table.loc["download", "max_rss_mb"] == 30
     assert pd.isna(table.loc["merge_labels", "max_rss_mb"])
+    assert table.loc["merge_labels", "work_s"] == pytest.approx(5.5)
+    assert table.loc["merge_labels", "startup_s"] == pytest.approx(1.5)  # 7.0 s wall - 5.5 s work
+    assert table.loc["download", "work_s"] == 0 and table.loc["download", "startup_s"] == 0  # no 'done in' logged
 
 
 def test_marker_rows_carry_recall_and_selection(tmp_path):
