@@ -705,7 +705,8 @@ def test_safe_extract_decides_by_content(tmp_path, named, kind, caplog):
     assert any("content is a" in r.getMessage() for r in caplog.records) == mismatch
 
 
-@pytest.mark.parametrize("data", [b"just text\n" * 100, gzip.compress(b"a,b\n1,2\n" * 50), b"PK\x03\x04garbage" * 20])
+@pytest.mark.parametrize("data", [b"just text\n" * 100, gzip.compress(b"a,b\n1,2\n" * 50, mtime=0), b"PK\x03\x04garbage" * 20],
+                         ids=["text", "gzip-csv", "zip-magic-garbage"])
 def test_safe_extract_rejects_non_archives_whatever_their_name(tmp_path, data):
     arc = tmp_path / "x.tar.gz"
     arc.write_bytes(data)
