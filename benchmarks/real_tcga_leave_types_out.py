@@ -25,7 +25,11 @@ the other 4 types of each split are its unseen test types. Per split:
   every method on the same tasks: Siamese (transfer), Siamese (scratch), 1-NN Euclidean and 1-NN
   Pearson on all filtered genes (the paper's benchmark) and on the network's gene subset, and
   cosine 1-NN on the pretrained CNN tower embedding; as a diagnostic also Euclidean 1-NN on each
-  trained Siamese's tower embedding (``siamese_*_tower_euclidean``: the tower without the head).
+  trained Siamese's tower embedding (``siamese_*_tower_euclidean``: the tower without the head);
+  the whitened cosine (``oncoshot.metric``, fitted and calibrated on the training types) and, unless
+  ``--no-transductive``, its **transductive** variant ``whitened_cosine_diffusion`` (``metric.transductive:
+  diffusion``; its pool is the split's test samples, expression only). ``--metric-only`` skips the CNN
+  and the Siamese nets.
 
 Trajectory (diagnostic only): the test tasks are handed to ``train_siamese`` as its validation set
 with ``val_every = --trace-every``, so its history logs the test accuracy of the weights every
@@ -49,7 +53,7 @@ Usage::
         [--real ../shared/real] [--splits 5] [--tasks 2000] [--top-genes 2000]
         [--siamese-iterations 400] [--siamese-batch 32] [--siamese-lr 1e-4] [--trace-every 50]
         [--pretrain-epochs 15] [--pretrain-batch 32] [--pretrain-lr 1e-3] [--patience 3]
-        [--seed 0] [--threads 1] [--device cpu]
+        [--seed 0] [--threads 1] [--device cpu] [--no-transductive] [--metric-only]
 
 Writes one tidy TSV — one row per split × method (``row_type = result``) and per split × Siamese ×
 logged iteration (``row_type = trajectory``), plus ``split = mean`` rows of both — and prints it.
@@ -147,6 +151,11 @@ def main(argv=None) -> int:
     parser.add_argument("--metric-shrinkage", type=float, default=0.3)
     parser.add_argument("--no-monotone", dest="monotone", action="store_false",
                         help="skip the Siamese with the monotone head (siamese.head: monotone)")
+    parser.add_argument("--no-transductive", dest="transductive", action="store_false",
+                        help="skip whitened_cosine_diffusion (transductive: its pool is the split's unlabelled "
+                             "test samples)")
+    parser.add_argument("--metric-only", action="store_true",
+                        help="only the 1-NN baselines and the metrics (no CNN, no Siamese): about a minute")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1: on a 2-core machine shared with other jobs, 2 threads were "
@@ -216,6 +225,19 @@ def main(argv=None) -> int:
         record("whitened_cosine", score_tasks(metric, Xte_all, tasks), f"all {X.shape[1]} filtered genes",
                time.perf_counter() - t, f"{msum['n_components']} components, shrinkage {args.metric_shrinkage}; "
                "fitted on the training types")
+        if args.transductive:
+            # metric.transductive: diffusion — TRANSDUCTIVE: the pool is the split's test samples, expression
+            # only (there is no validation half here); calibrated on the training samples like the plain metric
+            t = time.perf_counter()
+            dmetric, dsum = fit_whitened_cosine(X[tr], ytr, n_components=args.metric_components,
+                                                shrinkage=args.metric_shrinkage, transductive="diffusion",
+                                                X_pool=Xte_all)
+            record("whitened_cosine_diffusion", score_tasks(dmetric, Xte_all, tasks),
+                   f"all {X.shape[1]} filtered genes", time.perf_counter() - t,
+                   f"TRANSDUCTIVE: diffusion over the {dsum['n_pool']} unlabelled test samples, "
+                   f"{dsum['diffusion_neighbours']} neighbours, beta {dsum['diffusion_beta']}")
+        if args.metric_only:
+            continue
 
         # CNN pretraining on the training types, stratified hold-out for early stopping
         itr, ihold = stratified_holdout(ytr, args.holdout, seed)
