@@ -18,7 +18,12 @@ is scored on the same ``--tasks`` N-way one-shot tasks of the test half (``make_
 Methods:
   * ``nn_pearson``, ``nn_euclidean``: correlation / Euclidean 1-NN on the genes (the paper's baselines);
   * ``whitened_cosine``: :mod:`oncoshot.metric` fitted on the training types (``--metric-components``,
-    ``--metric-shrinkage``; the workflow's defaults); with ``--oracle`` also ``oracle_whitened_cosine``,
+    ``--metric-shrinkage``; the workflow's defaults);
+  * ``whitened_cosine_diffusion`` (**transductive**, unless ``--no-transductive``): the same metric with
+    ``transductive="diffusion"`` (config ``metric.transductive: diffusion``), its diffusion pool the split's
+    unseen-type lines of both halves, *expression only, no labels* (``--diffusion-neighbours``,
+    ``--diffusion-beta``); the labels of the validation half calibrate it as above, test labels are used
+    only for scoring; with ``--oracle`` also ``oracle_whitened_cosine``,
     fitted on every line *with the unseen types' labels* — a diagnostic upper bound, not a method;
   * with ``--siamese-splits`` (default ``paper``; ``all`` or ``none``): the CNN pretrained on the training
     types (``pretrain_cnn``, 15 % stratified hold-out for early stopping) and its tower's cosine 1-NN
@@ -32,6 +37,7 @@ Usage::
 
     python benchmarks/real_oneshot_gdsc.py --out results/benchmarks/real_oneshot_gdsc.tsv
         [--real ../shared/real] [--random-seeds 0 1 2 3 4] [--tasks 2000] [--siamese-splits paper]
+        [--no-transductive] [--diffusion-neighbours 10] [--diffusion-beta 0.9]
         [--pretrain-epochs 30] [--siamese-iterations 600] [--siamese-batch 64] [--siamese-lr 1e-4]
         [--val-every 50] [--val-tasks 1000] [--threads 1] [--device cpu]
 
@@ -97,6 +103,10 @@ def main(argv=None) -> int:
     ap.add_argument("--task-seed", type=int, default=1)
     ap.add_argument("--metric-components", type=int, default=450)
     ap.add_argument("--metric-shrinkage", type=float, default=0.3)
+    ap.add_argument("--no-transductive", dest="transductive", action="store_false",
+                    help="skip whitened_cosine_diffusion (transductive: uses the unlabelled unseen-type lines)")
+    ap.add_argument("--diffusion-neighbours", type=int, default=10)
+    ap.add_argument("--diffusion-beta", type=float, default=0.9)
     ap.add_argument("--siamese-splits", choices=["paper", "all", "none"], default="paper")
     ap.add_argument("--no-monotone", dest="monotone", action="store_false")
     ap.add_argument("--oracle", action="store_true",
@@ -134,6 +144,17 @@ def main(argv=None) -> int:
                                            shrinkage=args.metric_shrinkage, X_cal=Xva, labels_cal=yva)
         scorers["whitened_cosine"] = (lambda tasks, m=metric: score_tasks(m, Xte, tasks), time.perf_counter() - t,
                                       f"{msum['n_components']} components, shrinkage {args.metric_shrinkage}", np.nan)
+        if args.transductive:
+            t = time.perf_counter()
+            diff, dsum = fit_whitened_cosine(Xtr, ytr, n_components=args.metric_components,
+                                             shrinkage=args.metric_shrinkage, X_cal=Xva, labels_cal=yva,
+                                             transductive="diffusion", X_pool=X[va | te],
+                                             diffusion_neighbours=args.diffusion_neighbours,
+                                             diffusion_beta=args.diffusion_beta)
+            scorers["whitened_cosine_diffusion"] = (
+                lambda tasks, m=diff: score_tasks(m, Xte, tasks), time.perf_counter() - t,
+                f"TRANSDUCTIVE: diffusion over the {dsum['n_pool']} unlabelled unseen-type lines (validation + test "
+                f"halves), {args.diffusion_neighbours} neighbours, beta {args.diffusion_beta}", np.nan)
         if args.oracle:
             oracle, _ = fit_whitened_cosine(X, y, n_components=args.metric_components, shrinkage=args.metric_shrinkage)
             scorers["oracle_whitened_cosine"] = (lambda tasks, m=oracle: score_tasks(m, Xte, tasks), 0.0,

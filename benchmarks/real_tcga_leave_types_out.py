@@ -40,6 +40,10 @@ selection and calibration and is never scored. Per split:
   1-NN on the pretrained CNN tower embedding;
 * ``--tasks`` (2,000) 4-way one-shot tasks on the test half of the 4 unseen types (``make_tasks``,
   seeded, no task pairs a patient's samples), scored by every method on the same tasks.
+* unless ``--no-transductive``, the **transductive** variant ``whitened_cosine_diffusion``
+  (``metric.transductive: diffusion``): its pool is the split's validation and test halves,
+  expression only (no label), as the workflow's ``fit_metric`` rule; calibrated on the validation
+  half. ``--metric-only`` skips the CNN and the Siamese nets.
 
 Diagnostics (not results): ``<siamese>_last`` = the last weights (iteration ``--siamese-iterations``,
 no selection; the number this benchmark reported before it selected on validation);
@@ -68,7 +72,7 @@ Usage::
         [--top-genes 2000]
         [--siamese-iterations 400] [--siamese-batch 32] [--siamese-lr 1e-4] [--trace-every 50]
         [--pretrain-epochs 15] [--pretrain-batch 32] [--pretrain-lr 1e-3] [--patience 3]
-        [--seed 0] [--threads 1] [--device cpu]
+        [--seed 0] [--threads 1] [--device cpu] [--no-transductive] [--metric-only]
 
 Writes one tidy TSV — one row per split × method (``row_type = result``) and per split × Siamese ×
 validated iteration (``row_type = trajectory``: test half; ``row_type = validation``: validation half),
@@ -191,6 +195,11 @@ def main(argv=None) -> int:
     parser.add_argument("--metric-shrinkage", type=float, default=0.3)
     parser.add_argument("--no-monotone", dest="monotone", action="store_false",
                         help="skip the Siamese with the monotone head (siamese.head: monotone)")
+    parser.add_argument("--no-transductive", dest="transductive", action="store_false",
+                        help="skip whitened_cosine_diffusion (transductive: its pool is the split's unlabelled "
+                             "test samples)")
+    parser.add_argument("--metric-only", action="store_true",
+                        help="only the 1-NN baselines and the metrics (no CNN, no Siamese): about a minute")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1: on a 2-core machine shared with other jobs, 2 threads were "
@@ -269,6 +278,20 @@ def main(argv=None) -> int:
         record("whitened_cosine", score_tasks(metric, Xte_all, tasks), f"all {X.shape[1]} filtered genes",
                time.perf_counter() - t, f"{msum['n_components']} components, shrinkage {args.metric_shrinkage}; "
                f"fitted on the training types, calibrated on {msum['n_calibration_pairs']} validation-half pairs")
+        if args.transductive:
+            # metric.transductive: diffusion — TRANSDUCTIVE: the pool is the split's validation and test
+            # halves, expression only (as the workflow's fit_metric); calibrated on the validation half
+            t = time.perf_counter()
+            dmetric, dsum = fit_whitened_cosine(X[tr], ytr, n_components=args.metric_components,
+                                                shrinkage=args.metric_shrinkage, X_cal=Xva_all, labels_cal=yva,
+                                                groups_cal=patients[va], seed=seed, transductive="diffusion",
+                                                X_pool=np.vstack([Xva_all, Xte_all]))
+            record("whitened_cosine_diffusion", score_tasks(dmetric, Xte_all, tasks),
+                   f"all {X.shape[1]} filtered genes", time.perf_counter() - t,
+                   f"TRANSDUCTIVE: diffusion over the {dsum['n_pool']} unlabelled validation- and test-half "
+                   f"samples, {dsum['diffusion_neighbours']} neighbours, beta {dsum['diffusion_beta']}")
+        if args.metric_only:
+            continue
 
         # CNN pretraining on the training types, stratified hold-out for early stopping
         itr, ihold = stratified_holdout(ytr, args.holdout, seed)

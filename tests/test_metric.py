@@ -11,11 +11,12 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics.pairwise import cosine_similarity
+from sklearn.neighbors import NearestNeighbors
 
 from oncoshot.errors import InputError
 from oncoshot.experiments import load_scorer, save_model
-from oncoshot.metric import (fit_logistic_1d, fit_whitened_cosine, inverse_sqrt, pair_cosines,
-                             pooled_within_covariance)
+from oncoshot.metric import (DiffusedWhitenedCosineNet, fit_logistic_1d, fit_whitened_cosine, inverse_sqrt,
+                             pair_cosines, pooled_within_covariance)
 from oncoshot.oneshot import correct, make_tasks, nn_pearson, score_tasks
 
 
@@ -143,6 +144,92 @@ def test_learned_on_training_types_it_transfers_to_unseen_types():
     assert whitened > pearson + 0.15, (whitened, pearson)
 
 
+# --- transductive option: diffusion over an unlabelled pool ---------------------------------------
+def _independent_profiles(U, Xq, k, beta):
+    """Diffusion profiles computed independently: sklearn's cosine k-NN graph, the operator as the
+    Neumann series sum_t (beta·An)^t (scipy.linalg.solve check), queries' k nearest pool samples."""
+    Uc = U - U.mean(axis=0)
+    Q = Xq - U.mean(axis=0)
+    m = len(U)
+    nn_ = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(Uc)
+    dist, idx = nn_.kneighbors(Uc)
+    A = np.zeros((m, m))
+    for i in range(m):
+        for dd, j in zip(dist[i], idx[i]):
+            if j != i:
+                A[i, j] = max(1.0 - dd, 0.0)
+    A = (A + A.T) / 2
+    d = A.sum(axis=1)
+    An = A / np.sqrt(np.outer(d, d))
+    F = np.eye(m)
+    term = np.eye(m)
+    for _ in range(2000):
+        term = beta * An @ term
+        F = F + term
+    np.testing.assert_allclose(F @ (np.eye(m) - beta * An), np.eye(m), atol=1e-6)
+    np.testing.assert_allclose(F, scipy.linalg.solve(np.eye(m) - beta * An, np.eye(m)), atol=1e-6)
+    dq, iq = NearestNeighbors(n_neighbors=k, metric="cosine").fit(Uc).kneighbors(Q)
+    a = np.zeros((len(Q), m))
+    for r in range(len(Q)):
+        a[r, iq[r]] = np.clip(1.0 - dq[r], 0.0, None)
+    a = a / np.sqrt(a.sum(axis=1, keepdims=True) * d[None, :])
+    return a @ F
+
+
+def test_diffusion_profiles_match_an_independent_computation():
+    X, y = _types_with_nuisance(n_types=8, per_type=15, seed=9)
+    seen = np.isin(y, ["T0", "T1", "T2", "T3"])
+    pool = X[~seen]
+    outside = _types_with_nuisance(n_types=8, per_type=2, seed=10)[0]  # samples not in the pool
+    net, summary = fit_whitened_cosine(X[seen], y[seen], n_components=30, shrinkage=0.3, X_cal=pool,
+                                       labels_cal=y[~seen], transductive="diffusion", X_pool=pool,
+                                       diffusion_neighbours=5, diffusion_beta=0.7)
+    assert isinstance(net, DiffusedWhitenedCosineNet)
+    assert summary["transductive"] == "diffusion" and summary["n_pool"] == len(pool)
+    assert net.out_features == len(pool)
+    plain, _ = fit_whitened_cosine(X[seen], y[seen], n_components=30, shrinkage=0.3)
+    with torch.no_grad():
+        U = plain.embed(torch.as_tensor(pool)).double().numpy()
+        Q = plain.embed(torch.as_tensor(np.vstack([pool[:7], outside]))).double().numpy()
+        got = net.embed(torch.as_tensor(np.vstack([pool[:7], outside]))).double().numpy()
+    expected = _independent_profiles(U, Q, 5, 0.7)
+    np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-4 * np.abs(expected).max())
+
+
+def test_diffusion_uses_the_clusters_of_the_unlabelled_pool():
+    """On the nuisance data of the transfer test the unseen types form clusters in the whitened space:
+    comparing diffusion profiles over the unlabelled pool beats comparing the samples alone."""
+    X, y = _types_with_nuisance(n_types=8, per_type=20, seed=8)
+    seen = np.isin(y, ["T0", "T1", "T2", "T3"])
+    plain, _ = fit_whitened_cosine(X[seen], y[seen], n_components=40, shrinkage=0.1)
+    diff, _ = fit_whitened_cosine(X[seen], y[seen], n_components=40, shrinkage=0.1, X_cal=X[~seen],
+                                  labels_cal=y[~seen], transductive="diffusion", X_pool=X[~seen])
+    tasks = make_tasks(y[~seen], 4, 1000, 0)
+    acc_plain = correct(score_tasks(plain, X[~seen], tasks), tasks).mean()
+    acc_diff = correct(score_tasks(diff, X[~seen], tasks), tasks).mean()
+    assert acc_diff > acc_plain + 0.1, (acc_diff, acc_plain)
+
+
+def test_diffusion_model_round_trip_and_clear_errors(tmp_path):
+    X, y = _types_with_nuisance(n_types=8, per_type=20, seed=8)
+    seen = np.isin(y, ["T0", "T1", "T2", "T3"])
+    genes = [f"G{i}" for i in range(X.shape[1])]
+    net, _ = fit_whitened_cosine(X[seen], y[seen], n_components=40, shrinkage=0.1, X_cal=X[~seen],
+                                 labels_cal=y[~seen], transductive="diffusion", X_pool=X[~seen])
+    path = tmp_path / "whitened_cosine.pt"
+    save_model(path, kind="metric", state_dict=net.state_dict(), genes=genes, transductive="diffusion")
+    loaded, _, meta = load_scorer(path, genes=genes)
+    assert isinstance(loaded, DiffusedWhitenedCosineNet) and meta["transductive"] == "diffusion"
+    tasks = make_tasks(y[~seen], 3, 50, 0)
+    np.testing.assert_allclose(score_tasks(loaded, X[~seen], tasks), score_tasks(net, X[~seen], tasks), atol=1e-6)
+    with pytest.raises(InputError, match="metric.transductive"):
+        fit_whitened_cosine(X[seen], y[seen], transductive="diffusion")  # no pool
+    with pytest.raises(InputError, match="metric.transductive"):
+        fit_whitened_cosine(X[seen], y[seen], transductive="yes")
+    with pytest.raises(InputError, match="metric.diffusion.beta"):
+        fit_whitened_cosine(X[seen], y[seen], transductive="diffusion", X_pool=X[~seen], diffusion_beta=1.0)
+
+
 # --- real data: GDSC cell lines, unseen types ----------------------------------------------------
 def _gdsc(real_dir):
     from oncoshot.sources.gdsc import read_gdsc
@@ -173,3 +260,12 @@ def test_gdsc_unseen_types_whitened_cosine_beats_correlation_1nn(real_dir):
     whitened = correct(score_tasks(net, X[test], tasks), tasks).mean()
     pearson = correct(nn_pearson(X[test], tasks), tasks).mean()
     assert whitened > pearson + 0.03, (whitened, pearson)
+    # measured 58.4 vs 48.9 %. The transductive option (declared: its pool is the unseen lines' expression
+    # of both halves, no labels): measured 62.8 %, 13.9 points above Pearson 1-NN and 4.4 above the plain
+    # metric on these tasks (benchmarks/README.md, GDSC)
+    pool = np.isin(y, unseen)
+    diff, summary = fit_whitened_cosine(X[train], y[train], n_components=450, shrinkage=0.3, X_cal=X[cal],
+                                        labels_cal=y[cal], transductive="diffusion", X_pool=X[pool])
+    assert summary["n_pool"] == pool.sum()
+    diffused = correct(score_tasks(diff, X[test], tasks), tasks).mean()
+    assert diffused > pearson + 0.05 and diffused > whitened, (diffused, whitened, pearson)

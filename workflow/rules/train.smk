@@ -81,6 +81,9 @@ rule fit_metric:
     params:
         n_components=config["metric"]["n_components"],
         shrinkage=config["metric"]["shrinkage"],
+        transductive=config["metric"]["transductive"],
+        diffusion_neighbours=config["metric"]["diffusion"]["neighbours"],
+        diffusion_beta=config["metric"]["diffusion"]["beta"],
         seed=config["seed"],
     wildcard_constraints:
         experiment="|".join(SIAMESE_EXPERIMENTS),

@@ -26,6 +26,27 @@ monotone (``a > 0`` is enforced), so it never changes a task's ranking.
 :class:`WhitenedCosineNet` has the Siamese network's scoring interface (``embed``,
 ``head_logits``, ``head_from_embeddings``, ``out_features``), so the one-shot evaluation and the
 prediction job score it with the same code as the Siamese net.
+
+**Transductive option** (``transductive="diffusion"``, config ``metric.transductive``; off by
+default, and always reported as transductive beside the plain metric): the unseen types' samples
+cluster, and a single support is a noisy summary of its type. Given a *pool* of unlabelled samples
+(the experiment's validation and test samples, expression only, never their labels) the metric
+compares samples by how they sit in the pool's neighbourhood graph instead of by their own
+embeddings alone — the diffusion of manifold ranking (Zhou et al., "Ranking on data manifolds",
+NIPS 2003), of diffusion re-ranking in retrieval (Iscen et al., CVPR 2017) and of transductive
+few-shot label propagation (Liu et al., TPN, ICLR 2019). With ``u_j`` the pool's whitened embeddings, centred on the pool's mean and
+scaled to unit length:
+
+* the pool graph ``A``: each pool sample's ``neighbours`` nearest other pool samples by cosine,
+  weight ``max(cos, 0)``, symmetrised ``(A + Aᵀ)/2``; degrees ``d = A·1``;
+* the diffusion operator ``F = (I − β·D^{-1/2} A D^{-1/2})^{-1}`` (``β = diffusion_beta`` < 1);
+* any sample ``x`` (pool member or not): ``a(x)`` its ``neighbours`` nearest pool samples by cosine
+  (itself included when it is in the pool), weights ``max(cos, 0) / sqrt(Σa(x) · d_j)``; its embedding
+  is the diffusion profile ``f(x) = a(x) F`` (one coordinate per pool sample).
+
+Pairs are then scored by the cosine of their profiles, calibrated as above, with the same
+interface (:class:`DiffusedWhitenedCosineNet`); the profile of a sample needs only the stored pool
+(its embeddings, degrees and ``F``), so new samples are embedded one at a time as before.
 """
 
 from __future__ import annotations
@@ -148,13 +169,85 @@ class WhitenedCosineNet(nn.Module):
         return self.head_from_embeddings(self.embed(xa), self.embed(xb))
 
 
+TRANSDUCTIVE = ("none", "diffusion")
+
+
+def knn_affinities(C: np.ndarray, n_neighbours: int) -> np.ndarray:
+    """Row ``i``: ``max(C[i, j], 0)`` for the ``n_neighbours`` largest ``C[i, j]`` of the row, 0 elsewhere
+    (exclude a sample from its own neighbours by setting its own entry to ``-inf``)."""
+    C = np.asarray(C, dtype=np.float64)
+    idx = np.argsort(-C, axis=1, kind="stable")[:, :n_neighbours]
+    A = np.zeros_like(C)
+    np.put_along_axis(A, idx, np.take_along_axis(C, idx, axis=1).clip(min=0.0), axis=1)
+    return A
+
+
+def diffusion_pool(U: np.ndarray, n_neighbours: int,
+                   beta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pool of the transductive option (module docstring) from the pool's embeddings ``U [m, k]``:
+    ``(center [k], unit-length centred embeddings [m, k], degrees [m], F [m, m])``."""
+    U = np.asarray(U, dtype=np.float64)
+    center = U.mean(axis=0)
+    Un = U - center
+    Un /= np.maximum(np.linalg.norm(Un, axis=1, keepdims=True), 1e-12)
+    C = Un @ Un.T
+    np.fill_diagonal(C, -np.inf)
+    A = knn_affinities(C, n_neighbours)
+    A = (A + A.T) / 2
+    d = A.sum(axis=1)
+    if d.min() <= 0:
+        raise InputError(None, "metric.diffusion", f"{int((d <= 0).sum())} pool sample(s) have no neighbour with a "
+                         "positive cosine: use more neighbours")
+    An = A / np.sqrt(np.outer(d, d))
+    F = np.linalg.inv(np.eye(len(U)) - beta * An)
+    return center, Un, d, F
+
+
+class DiffusedWhitenedCosineNet(WhitenedCosineNet):
+    """The transductive option: whitened embeddings turned into diffusion profiles over a stored
+    pool of unlabelled samples (module docstring); scored like :class:`WhitenedCosineNet`."""
+
+    def __init__(self, n_genes: int, n_components: int, n_pool: int, n_neighbours: int):
+        super().__init__(n_genes, n_components)
+        k, m = int(n_components), int(n_pool)
+        self.register_buffer("pool_center", torch.zeros(k))
+        self.register_buffer("pool", torch.zeros(m, k))
+        self.register_buffer("pool_degree", torch.ones(m))
+        self.register_buffer("profile", torch.zeros(m, m))
+        self.register_buffer("n_neighbours", torch.tensor(int(n_neighbours), dtype=torch.long))
+
+    @property
+    def out_features(self) -> int:
+        return int(self.profile.shape[1])
+
+    def whitened(self, x: torch.Tensor) -> torch.Tensor:
+        """The plain whitened embeddings ``[B, n_components]``."""
+        return super().embed(x)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Diffusion profiles ``[B, n_pool]`` (float32; a sample with no positive cosine to the pool: 0)."""
+        e = self.whitened(x) - self.pool_center
+        e = e / torch.linalg.vector_norm(e, dim=1, keepdim=True).clamp_min(1e-12)
+        c = e @ self.pool.T
+        k = min(int(self.n_neighbours), c.shape[1])
+        val, idx = torch.topk(c, k, dim=1)
+        a = torch.zeros_like(c).scatter_(1, idx, val.clamp_min(0.0))
+        dx = a.sum(dim=1, keepdim=True)
+        a = a / torch.sqrt(dx * self.pool_degree).clamp_min(1e-12)
+        return a @ self.profile
+
+
 def fit_whitened_cosine(X: np.ndarray, labels: Sequence[str], *, n_components: int = 450,
                         shrinkage: float = 0.3, X_cal: np.ndarray | None = None,
                         labels_cal: Sequence[str] | None = None, groups_cal: Sequence[str] | None = None,
+                        transductive: str = "none", X_pool: np.ndarray | None = None,
+                        diffusion_neighbours: int = 10, diffusion_beta: float = 0.9,
                         seed: int = 0, log: Callable[[str], None] | None = None) -> tuple[WhitenedCosineNet, dict]:
     """Fit the metric on training samples ``X [n, G]`` of types ``labels``; calibrate the
     same-type probability on ``X_cal`` / ``labels_cal`` (e.g. the validation samples of the unseen
-    types; default: the training samples themselves). Returns the module and a summary dict."""
+    types; default: the training samples themselves). With ``transductive="diffusion"`` the
+    unlabelled samples ``X_pool`` (expression only) become the diffusion pool (module docstring)
+    and the module is a :class:`DiffusedWhitenedCosineNet`. Returns the module and a summary dict."""
     X = np.asarray(X)
     labels = np.asarray(labels).astype(str)
     n, G = X.shape
@@ -165,6 +258,16 @@ def fit_whitened_cosine(X: np.ndarray, labels: Sequence[str], *, n_components: i
         raise InputError(None, "metric.shrinkage", f"must be in [0, 1], got {shrinkage}")
     if n_components < 1:
         raise InputError(None, "metric.n_components", f"must be >= 1, got {n_components}")
+    if transductive not in TRANSDUCTIVE:
+        raise InputError(None, "metric.transductive", f"must be one of {list(TRANSDUCTIVE)}, got {transductive!r}")
+    if transductive == "diffusion":
+        if not 0.0 <= diffusion_beta < 1.0:
+            raise InputError(None, "metric.diffusion.beta", f"must be in [0, 1), got {diffusion_beta}")
+        if diffusion_neighbours < 1:
+            raise InputError(None, "metric.diffusion.neighbours", f"must be >= 1, got {diffusion_neighbours}")
+        if X_pool is None or len(X_pool) <= diffusion_neighbours:
+            raise InputError(None, "metric.transductive", "diffusion needs a pool of more than "
+                             f"{diffusion_neighbours} unlabelled samples, got {0 if X_pool is None else len(X_pool)}")
     Xc = center_rows(X)
     mu = Xc.mean(axis=0)
     _, sv, vt = np.linalg.svd(Xc - mu, full_matrices=False)
@@ -176,9 +279,20 @@ def fit_whitened_cosine(X: np.ndarray, labels: Sequence[str], *, n_components: i
     Z = (Xc - mu) @ P
     Sw = pooled_within_covariance(Z, labels)
     W = inverse_sqrt(Sw, shrinkage)
-    net = WhitenedCosineNet(G, k)
+    T = P @ W
+    pool_note = {}
+    if transductive == "diffusion":
+        Xp = center_rows(np.asarray(X_pool))
+        center, Un, d, F = diffusion_pool((Xp - mu) @ T, int(diffusion_neighbours), float(diffusion_beta))
+        net = DiffusedWhitenedCosineNet(G, k, len(Xp), int(diffusion_neighbours))
+        for name, value in (("pool_center", center), ("pool", Un), ("pool_degree", d), ("profile", F)):
+            getattr(net, name).copy_(torch.as_tensor(value, dtype=torch.float32))
+        pool_note = dict(n_pool=len(Xp), diffusion_neighbours=int(diffusion_neighbours),
+                         diffusion_beta=float(diffusion_beta))
+    else:
+        net = WhitenedCosineNet(G, k)
     net.mu.copy_(torch.as_tensor(mu, dtype=torch.float32))
-    net.transform.copy_(torch.as_tensor(P @ W, dtype=torch.float32))
+    net.transform.copy_(torch.as_tensor(T, dtype=torch.float32))
     if X_cal is None:
         X_cal, labels_cal, groups_cal, where = X, labels, None, "training samples"
     else:
@@ -193,18 +307,26 @@ def fit_whitened_cosine(X: np.ndarray, labels: Sequence[str], *, n_components: i
     net.scale.fill_(a)
     net.bias.fill_(b)
     summary = dict(n_training_samples=n, n_training_types=len(types), n_genes=G, n_components=k,
-                   shrinkage=float(shrinkage), calibration=where, n_calibration_pairs=int(len(cos)),
+                   shrinkage=float(shrinkage), transductive=transductive, **pool_note, calibration=where,
+                   n_calibration_pairs=int(len(cos)),
                    n_same_type_pairs=int(same.sum()), scale=a, bias=b,
                    explained_variance=float((sv[:k] ** 2).sum() / max((sv ** 2).sum(), 1e-300)))
     if log:
         log(f"metric: {n} samples of {len(types)} types, {G} genes → {k} components "
-            f"({100 * summary['explained_variance']:.1f} % of the variance), shrinkage {shrinkage}; "
+            f"({100 * summary['explained_variance']:.1f} % of the variance), shrinkage {shrinkage}"
+            + (f", transductive diffusion over {len(X_pool)} unlabelled pool samples ({diffusion_neighbours} "
+               f"neighbours, beta {diffusion_beta})" if transductive == "diffusion" else "") + "; "
             f"calibration on {len(cos)} {where} pairs: logit = {a:.3f}·cos + {b:.3f}")
     return net.eval(), summary
 
 
 def load_state(state: dict, n_genes: int) -> WhitenedCosineNet:
-    """A :class:`WhitenedCosineNet` from its state dict (shapes read from the dict)."""
-    net = WhitenedCosineNet(n_genes, int(state["transform"].shape[1]))
+    """A :class:`WhitenedCosineNet` (or, with a diffusion pool in the dict,
+    :class:`DiffusedWhitenedCosineNet`) from its state dict (shapes read from the dict)."""
+    if "profile" in state:
+        net = DiffusedWhitenedCosineNet(n_genes, int(state["transform"].shape[1]), int(state["profile"].shape[0]),
+                                        int(state["n_neighbours"]))
+    else:
+        net = WhitenedCosineNet(n_genes, int(state["transform"].shape[1]))
     net.load_state_dict(state)
     return net.eval()

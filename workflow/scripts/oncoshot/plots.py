@@ -20,6 +20,7 @@ METHOD_LABELS = {
     "nn_pearson": "1-NN Pearson",
     "cnn_cosine": "pretrained CNN, cosine 1-NN",
     "whitened_cosine": "whitened cosine (metric of the training types)",
+    "whitened_cosine_diffusion": "whitened cosine + diffusion (transductive)",
 }
 
 
@@ -44,7 +45,7 @@ def grouped_accuracy_bars(results: pd.DataFrame, experiments: Sequence[str], tit
     sub = results[results["experiment"].isin(experiments)]
     ns = sorted(sub["n_way"].unique())
     series = []  # (experiment, method, label)
-    for m in ("siamese", "whitened_cosine", "cnn_cosine"):
+    for m in ("siamese", "whitened_cosine", "whitened_cosine_diffusion", "cnn_cosine"):
         for e in experiments:
             if ((sub["experiment"] == e) & (sub["method"] == m)).any():
                 series.append((e, m, f"{e}: {METHOD_LABELS[m]}"))
@@ -57,6 +58,7 @@ def grouped_accuracy_bars(results: pd.DataFrame, experiments: Sequence[str], tit
     width = 0.84 / max(len(series), 1)
     fig, ax = plt.subplots(figsize=(min(15.0, 3.0 + 0.32 * len(ns) * max(len(series), 1)), 4.4))
     colours = {"siamese": plt.get_cmap("Blues"), "whitened_cosine": plt.get_cmap("Purples"),
+               "whitened_cosine_diffusion": plt.get_cmap("cool"),
                "cnn_cosine": plt.get_cmap("Greens"),
                "nn_euclidean": plt.get_cmap("Greys"), "nn_pearson": plt.get_cmap("Oranges")}
     count = {m: sum(1 for s_ in series if s_[1] == m) for m in colours}
