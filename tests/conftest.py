@@ -12,6 +12,13 @@ REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "real"
 
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject.toml): one worker more than there are CPUs, at most 6. Many tests
+    wait on a Snakemake subprocess, SLURM's scheduler or disk for part of their time, so a spare
+    worker keeps the cores busy; more than 6 would only add memory (each worker imports torch)."""
+    return max(2, min((os.cpu_count() or 1) + 1, 6))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Groups for ``pytest -n N --dist loadgroup`` (pyproject.toml): every test that reads the
