@@ -92,7 +92,12 @@ def _workdir(tmp_path: Path, cfg: dict) -> Path:
 
 def test_tiny_cohort_end_to_end(tmp_path):
     _write_cohort(tmp_path / "data")
-    work = _workdir(tmp_path, _config(tmp_path / "data"))
+    cfg = _config(tmp_path / "data")
+    # the transductive metric through the workflow: fit_metric's pool, its evaluation column and a
+    # prediction job scored by it
+    cfg["metric"] = {"transductive": "diffusion", "diffusion": {"neighbours": 3, "beta": 0.9}, "n_components": 20}
+    cfg["predict"]["mine_job"]["method"] = "whitened_cosine"
+    work = _workdir(tmp_path, cfg)
     cfg = str(tmp_path / "cfg.yaml")
     run = snakemake(work, "results/evaluation/oneshot_results.tsv", "results/logs/skipped_steps.tsv",
                     "results/bulk/cohorts/mine/patients.tsv", "results/predict/mine_job/predictions.tsv",
@@ -121,7 +126,11 @@ def test_tiny_cohort_end_to_end(tmp_path):
     assert patients.loc[0, "n_patients_on_both_sides"] == 0 and patients.loc[0, "n_samples_after_labels"] == 56
 
     table = pd.read_csv(res / "evaluation" / "oneshot_results.tsv", sep="\t")
-    assert {"siamese", "nn_euclidean", "nn_pearson", "cnn_cosine", "whitened_cosine"} <= set(table["method"])
+    assert {"siamese", "nn_euclidean", "nn_pearson", "cnn_cosine", "whitened_cosine",
+            "whitened_cosine_diffusion"} <= set(table["method"])
+    summary = pd.read_csv(res / "models" / "mine" / "whitened_cosine.tsv", sep="\t")
+    assert summary.loc[0, "transductive"] == "diffusion"
+    assert summary.loc[0, "n_pool"] == len(vt)  # the unlabelled pool: validation and test samples
     assert set(table["n_way"]) == {3, 4} and (table["test"] == "mine").all()
     assert (table["n_test_samples"] == len(vt[vt["split"] == "test"])).all()
 
