@@ -111,8 +111,10 @@ def rule_times(folder: Path, snakemake_output: str) -> pd.DataFrame:
         table = pd.read_csv(folder / path, sep="\t")
         wall = float(table["s"].iloc[0])
         work = work_seconds(folder / log_file) if log_file else None
-        rows.append({"rule": rule, "s": wall,
-                     "cpu_s": pd.to_numeric(table.get("cpu_time", pd.Series([float("nan")])), errors="coerce").iloc[0],
+        # a `run:` job (rule download) runs in a thread of Snakemake's own process, whose CPU time its
+        # benchmark file reports: not the job's, so left out
+        cpu = pd.to_numeric(table.get("cpu_time", pd.Series([float("nan")])), errors="coerce").iloc[0]
+        rows.append({"rule": rule, "s": wall, "cpu_s": float("nan") if work is None else cpu,
                      "work_s": work, "startup_s": None if work is None else max(wall - work, 0.0),
                      "max_rss": pd.to_numeric(table["max_rss"], errors="coerce").iloc[0]})
     df = pd.DataFrame(rows)
