@@ -21,12 +21,13 @@ def pytest_xdist_auto_num_workers(config):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Groups for ``pytest -n N --dist loadgroup`` (pyproject.toml): every test stays with the rest
-    of its module on one worker, so a module's fixtures are built once. The demo run is shared across
-    workers by ``demo_run`` itself."""
+    """Groups for ``pytest -n N --dist loadgroup`` (pyproject.toml): every test that reads the
+    shared demo run (the session fixture ``demo_run``) goes to one worker, which runs the demo once;
+    every other test stays with the rest of its module, so a module's fixtures are built once."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+            group = "demo_run" if "demo_run" in getattr(item, "fixturenames", ()) else item.module.__name__
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +60,7 @@ def demo_run(tmp_path_factory) -> Path:
     ``rule all``) in a scratch workdir, made once per test session. Tests only *read* it; a test
     that re-runs, edits or adds outputs works on a copy (``workflow_utils.copy_workdir``).
     ``ONCOSHOT_TEST_DEMO_RUN=<workdir>`` reuses a finished, up-to-date demo workdir instead (the
-    report test adds ``results/report.html`` to it). Under pytest-xdist the workers share one run."""
+    report test adds ``results/report.html`` to it)."""
     from workflow_utils import make_workdir, planned_jobs, snakemake
 
     reuse = os.environ.get("ONCOSHOT_TEST_DEMO_RUN")
@@ -69,25 +70,6 @@ def demo_run(tmp_path_factory) -> Path:
         if planned_jobs(plan.stdout + plan.stderr):
             pytest.fail(f"ONCOSHOT_TEST_DEMO_RUN={reuse} is not an up-to-date demo run:\n{plan.stdout[-2000:]}")
         return work
-    if os.environ.get("PYTEST_XDIST_WORKER") is None:  # one process
-        work = make_workdir(tmp_path_factory.mktemp("demo_shared"))
-        snakemake(work, timeout=3600)
-        return work
-    # pytest-xdist: the first worker that needs the demo runs it under a lock in the session's
-    # temporary root (shared by the workers); the others wait for it and then read the same run
-    from filelock import FileLock
-
-    root = tmp_path_factory.getbasetemp().parent
-    work, done, failed = root / "demo_shared", root / "demo_shared.done", root / "demo_shared.failed"
-    with FileLock(str(root / "demo_shared.lock")):
-        if failed.exists():
-            pytest.fail(f"the shared demo run failed in another worker:\n{failed.read_text()[-4000:]}")
-        if not done.exists():
-            make_workdir(work)
-            try:
-                snakemake(work, timeout=3600)
-            except BaseException as exc:
-                failed.write_text(str(exc))
-                raise
-            done.write_text("ok\n")
+    work = make_workdir(tmp_path_factory.mktemp("demo_shared"))
+    snakemake(work, timeout=3600)
     return work
