@@ -53,6 +53,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(HERE))
+from workflow_runs import job_blocks, local_snakemake_env, scratch_workflow  # noqa: E402
 
 from oncoshot.markers import gene_scores  # noqa: E402
 from oncoshot.models import CNNTower  # noqa: E402
@@ -137,33 +138,8 @@ def full_units(full_cfg: dict, pretrain_samples: int, pretrain_epochs: int, n_tr
 # ------------------------------------------------------------------------------------------------
 # 1. the demo's GPU-tagged rules
 # ------------------------------------------------------------------------------------------------
-def job_blocks(output: str) -> list[dict]:
-    """The job blocks Snakemake printed: rule, benchmark file, log file, resources."""
-    jobs, cur = [], None
-    for line in output.splitlines():
-        m = re.match(r"^(?:local)?rule (\S+):$", line)
-        if m:
-            cur = {"rule": m.group(1)}
-            jobs.append(cur)
-        elif cur is not None and line.startswith("    "):
-            key, _, val = line.strip().partition(": ")
-            cur[key] = val
-        elif not line.startswith("    "):
-            cur = None
-    return jobs
-
-
 def gpu_jobs(output: str) -> list[dict]:
     return [j for j in job_blocks(output) if re.search(r"(^|, )gpu=1(,|$)", j.get("resources", ""))]
-
-
-def scratch_workflow(folder: Path) -> Path:
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    for name in ("Snakefile", "workflow", "config", "resources", "profiles"):
-        (folder / name).symlink_to(REPO / name)
-    return folder
 
 
 def part_demo(mode: str, work: Path, cores: int, timeout_s: float) -> list[dict]:
@@ -174,7 +150,8 @@ def part_demo(mode: str, work: Path, cores: int, timeout_s: float) -> list[dict]
     log(f"demo ({mode}): {' '.join(cmd[1:])} in {demo}")
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=demo, capture_output=True, text=True, timeout=timeout_s)
+        proc = subprocess.run(cmd, cwd=demo, capture_output=True, text=True, timeout=timeout_s,
+                              env=local_snakemake_env())  # local: no wait for a SLURM controller
     except subprocess.TimeoutExpired as exc:  # keep the budget: report it and go on with the other parts
         text = [x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (exc.stdout, exc.stderr)]
         (work / f"demo_{mode}.log").write_text("".join(text))

@@ -33,9 +33,8 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-from oncoshot.runtime import local_snakemake_env  # noqa: E402
-LINKED = ("Snakefile", "workflow", "config", "resources", "profiles")
+sys.path.insert(0, str(REPO / "benchmarks"))
+from workflow_runs import job_blocks, local_snakemake_env, scratch_workflow  # noqa: E402
 COLUMNS = ["benchmark", "section", "metric", "value", "unit", "note"]
 # rows of the sub-benchmarks' own tables that go into the summary (the rest stays in their TSVs)
 KEEP_SECTIONS = {"speed", "speedup", "ratio", "throughput", "agreement", "projection", "summary", "time"}
@@ -43,16 +42,6 @@ KEEP_SECTIONS = {"speed", "speedup", "ratio", "throughput", "agreement", "projec
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def scratch_workflow(folder: Path) -> Path:
-    """An empty-results copy of the workflow (symlinks into the repository)."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    for name in LINKED:
-        (folder / name).symlink_to(REPO / name)
-    return folder
 
 
 def run_demo(folder: Path, cores: int) -> tuple[float, float, subprocess.CompletedProcess]:
@@ -72,20 +61,8 @@ def run_demo(folder: Path, cores: int) -> tuple[float, float, subprocess.Complet
 def benchmark_files(snakemake_output: str) -> dict[str, tuple[str, str | None]]:
     """``benchmark:`` file → (rule, its job's first ``log:`` file), from the job blocks Snakemake
     printed during the run."""
-    files, rule, log_file, bench = {}, None, None, None
-    for line in snakemake_output.splitlines() + [""]:
-        m = re.match(r"^(?:local)?rule (\S+):$", line)
-        if m:
-            rule, log_file, bench = m.group(1), None, None
-        elif rule and line.startswith("    log: "):
-            log_file = line.split(": ", 1)[1].split(",")[0].strip()
-        elif rule and line.startswith("    benchmark: "):
-            bench = line.split(": ", 1)[1].strip()
-        elif not line.startswith("    "):
-            if rule and bench:
-                files[bench] = (rule, log_file)
-            rule = None
-    return files
+    return {job["benchmark"]: (job["rule"], job["log"].split(",")[0].strip() if "log" in job else None)
+            for job in job_blocks(snakemake_output) if "benchmark" in job}
 
 
 DONE = re.compile(r"done in ([0-9.]+) s")
