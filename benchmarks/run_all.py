@@ -101,6 +101,21 @@ def rule_times(folder: Path, snakemake_output: str) -> pd.DataFrame:
             .sort_values("total_s", ascending=False).reset_index())
 
 
+def schedule_bounds(per_rule: pd.DataFrame, cores: int) -> list[list]:
+    """Lower bounds on the demo's wall time on ``cores`` cores, from its jobs' measured times: no
+    schedule of these jobs can beat the sum of their wall times divided by the cores, nor — even
+    with every job's start-up (interpreter, imports) made free — the sum of the scripts' own work
+    divided by the cores. Each job is one process on 1 thread (``resources.torch_threads: 1``)."""
+    total = float(per_rule["total_s"].sum())
+    work = float(per_rule["work_s"].sum())
+    return [
+        ["demo", "end_to_end", "lower_bound_s", round(total / cores, 1), "s",
+         f"sum_of_rule_s / {cores} cores: no schedule of these jobs is faster"],
+        ["demo", "end_to_end", "lower_bound_without_startup_s", round(work / cores, 1), "s",
+         f"sum_of_work_s / {cores} cores: the bound even if every job's start-up were free"],
+    ]
+
+
 def sub_benchmark(name: str, argv: list[str], work: Path, threads: int) -> pd.DataFrame:
     out = work / f"{name}.tsv"
     cmd = [sys.executable, str(REPO / "benchmarks" / f"{name}.py"), "--out", str(out), *argv]
@@ -173,6 +188,7 @@ def main(argv=None) -> int:
             ["demo", "end_to_end", "cpu_s", round(cpu, 1), "s", "user + system time of Snakemake and every job"],
             ["demo", "end_to_end", "core_utilisation", round(cpu / (wall * args.cores), 3), "",
              f"cpu_s / (wall_s x {args.cores} cores)"]]
+    rows += schedule_bounds(per_rule, args.cores)
     summary = [pd.DataFrame(rows, columns=COLUMNS)]
     summary.append(pd.DataFrame({
         "benchmark": "demo", "section": "rule", "metric": per_rule["rule"], "value": per_rule["total_s"].round(2),

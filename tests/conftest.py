@@ -28,6 +28,43 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("xdist_group") is None:
             group = "demo_run" if "demo_run" in getattr(item, "fixturenames", ()) else item.module.__name__
             item.add_marker(pytest.mark.xdist_group(group))
+    # xdist hands out the groups in this order (--no-loadscope-reorder, pyproject.toml): the demo
+    # first, so that it starts at once on a worker that has run nothing else (pytest_runtest_setup),
+    # then the modules that take longest (wall time), so that none of them is left for the end
+    items[:] = sorted(items, key=_group_rank)
+
+
+#: test modules handed out right after the demo group, longest first (wall times of a fresh-clone
+#: run on 2 cores: the SLURM cluster test and the demo regeneration take 2-3 minutes each, mostly
+#: waiting for SLURM or at low priority). Order only: a module missing here just runs later.
+LONG_MODULES = ("test_workflow_slurm", "test_demo", "test_benchmark_tcga7", "test_bulk_real", "test_gpu_check",
+                "test_workflow_impossible", "test_hallmark_real", "test_workflow_cohort", "test_training")
+
+
+def _group_rank(item) -> int:
+    if "demo_run" in getattr(item, "fixturenames", ()):
+        return 0
+    name = item.module.__name__.rpartition(".")[2]
+    return 1 + LONG_MODULES.index(name) if name in LONG_MODULES else 1 + len(LONG_MODULES)
+
+
+#: niceness that an xdist worker takes before its first test that does not read the demo run
+OTHER_TESTS_NICENESS = 10
+_niced = False
+
+
+def pytest_runtest_setup(item):
+    """The shared demo run is the suite's longest chain (about 4.5 minutes of 2 cores, then the
+    tests that read it), so under xdist it runs at normal priority and every other test at
+    niceness 10: the other workers fill the cores the demo leaves idle instead of slowing it down.
+    The ``demo_run`` group is handed out first (``pytest_collection_modifyitems``), so its worker
+    runs the demo before it lowers its own priority for the groups it gets later. Niceness only orders CPU time; no result depends on it.
+    Serial runs (``-n 0``) are left alone."""
+    global _niced
+    if _niced or not os.environ.get("PYTEST_XDIST_WORKER") or "demo_run" in getattr(item, "fixturenames", ()):
+        return
+    os.nice(OTHER_TESTS_NICENESS)
+    _niced = True
 
 
 @pytest.fixture(scope="session")

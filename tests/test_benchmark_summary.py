@@ -82,3 +82,12 @@ def test_marker_rows_carry_recall_and_selection(tmp_path):
     assert list(rows.columns) == run_all.COLUMNS
     assert rows.iloc[0]["metric"] == "tcga19_guided_score_recall@100" and rows.iloc[0]["value"] == 34
     assert "best k 110: accuracy 0.531 (all genes 0.456)" in rows.iloc[0]["note"]
+
+
+def test_schedule_bounds_divide_job_times_by_the_cores():
+    per_rule = pd.DataFrame({"rule": ["a", "b"], "total_s": [300.0, 100.0], "work_s": [250.0, 30.0]})
+    rows = {r[2]: r[3] for r in run_all.schedule_bounds(per_rule, cores=2)}
+    assert rows == {"lower_bound_s": 200.0, "lower_bound_without_startup_s": 140.0}
+    rows4 = {r[2]: r[3] for r in run_all.schedule_bounds(per_rule, cores=4)}
+    assert rows4["lower_bound_s"] == 100.0
+    assert all(len(r) == len(run_all.COLUMNS) for r in run_all.schedule_bounds(per_rule, cores=2))
