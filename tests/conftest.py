@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config, items):
     every other test stays with the rest of its module, so a module's fixtures are built once."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
-            group = "demo_run" if "demo_run" in getattr(item, "fixturenames", ()) else item.module.__name__
+            group = "demo_run" if _reads_demo(item) else item.module.__name__
             item.add_marker(pytest.mark.xdist_group(group))
     # xdist hands out the groups in this order (--no-loadscope-reorder, pyproject.toml): the demo
     # first, so that it starts at once on a worker that has run nothing else (pytest_runtest_setup),
@@ -41,8 +41,12 @@ LONG_MODULES = ("test_workflow_slurm", "test_demo", "test_benchmark_tcga7", "tes
                 "test_workflow_impossible", "test_hallmark_real", "test_workflow_cohort", "test_training")
 
 
+def _reads_demo(item) -> bool:
+    return "demo_run" in getattr(item, "fixturenames", ())
+
+
 def _group_rank(item) -> int:
-    if "demo_run" in getattr(item, "fixturenames", ()):
+    if _reads_demo(item):
         return 0
     name = item.module.__name__.rpartition(".")[2]
     return 1 + LONG_MODULES.index(name) if name in LONG_MODULES else 1 + len(LONG_MODULES)
@@ -58,10 +62,10 @@ def pytest_runtest_setup(item):
     tests that read it), so under xdist it runs at normal priority and every other test at
     niceness 10: the other workers fill the cores the demo leaves idle instead of slowing it down.
     The ``demo_run`` group is handed out first (``pytest_collection_modifyitems``), so its worker
-    runs the demo before it lowers its own priority for the groups it gets later. Niceness only orders CPU time; no result depends on it.
-    Serial runs (``-n 0``) are left alone."""
+    runs the demo before it lowers its own priority for the groups it gets later. Niceness only
+    orders CPU time; no result depends on it. Serial runs (``-n 0``) are left alone."""
     global _niced
-    if _niced or not os.environ.get("PYTEST_XDIST_WORKER") or "demo_run" in getattr(item, "fixturenames", ()):
+    if _niced or not os.environ.get("PYTEST_XDIST_WORKER") or _reads_demo(item):
         return
     os.nice(OTHER_TESTS_NICENESS)
     _niced = True
