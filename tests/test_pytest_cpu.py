@@ -6,7 +6,7 @@ import sys
 
 import pandas as pd
 
-from conftest import REPO
+from workflow_utils import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import pytest_cpu  # noqa: E402
